@@ -1,0 +1,149 @@
+"""Model file checks before llama.cpp sees a file, and the GGUF facts the rest of the app needs."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import ModelFileError
+
+GGUF_MAGIC = b"GGUF"
+# Architectures of chat models this app is built and tested for (llama.cpp knows more; a file
+# outside this list is refused with a clear message rather than failing deep inside llama.cpp).
+SUPPORTED_ARCHITECTURES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi2", "phi3", "gemma", "gemma2", "gemma3",
+    "falcon", "gpt2", "stablelm", "starcoder2", "command-r", "deepseek2", "olmo", "granite",
+})
+# llama.cpp's file types (general.file_type) by number, for display.
+FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M",
+    30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+}
+
+
+@dataclass(frozen=True)
+class ModelFileInfo:
+    """What a valid GGUF header says about a model."""
+
+    path: Path
+    size_bytes: int
+    architecture: str
+    name: str
+    n_layers: int
+    n_ctx_train: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    n_vocab: int
+    file_type: str
+    chat_template: str | None
+    bos_token_id: int | None
+    eos_token_id: int | None
+    vocab_only: bool
+    tensor_bytes: int
+
+
+def _value(reader: Any, key: str) -> Any:
+    field = reader.fields.get(key)
+    if field is None:
+        return None
+    if hasattr(field, "contents"):
+        return field.contents()
+    part = field.parts[field.data[0]]  # older gguf versions
+    if field.types and field.types[0].name == "STRING":
+        return bytes(part).decode("utf-8", errors="replace")
+    return part.tolist()[0] if hasattr(part, "tolist") else part
+
+
+def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> ModelFileInfo:
+    """Validate ``path`` as a loadable GGUF model and return its header facts.
+
+    Raises ``ModelFileError`` naming the file and the problem when it is missing, not a file,
+    empty, not GGUF, truncated, unreadable, or of an unsupported architecture.
+    """
+    p = Path(path).expanduser()
+    shown = str(p)
+    if not p.exists():
+        raise ModelFileError(f"Model file not found: {shown}")
+    if not p.is_file():
+        raise ModelFileError(f"Not a file: {shown}")
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelFileError(f"Model file is empty (0 bytes): {shown}; download it again.")
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        raise ModelFileError(f"Cannot read model file {shown}: {err.strerror or err}") from err
+    if head[:4] != GGUF_MAGIC:
+        hint = " (it looks like text)" if head[:4].isascii() and head[:4].isprintable() else ""
+        raise ModelFileError(
+            f"Not a GGUF model file{hint}: {shown}; Llama Desk needs a .gguf model "
+            "(for example from TheBloke/Llama-2-7B-Chat-GGUF)."
+        )
+    if len(head) < 8:
+        raise ModelFileError(f"Model file is truncated (only {size} bytes): {shown}")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in (2, 3):
+        raise ModelFileError(
+            f"Unsupported GGUF version {version} in {shown}; expected version 2 or 3."
+        )
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(p, "r")
+    except Exception as err:
+        raise ModelFileError(
+            f"Model file is truncated or corrupt: {shown} ({type(err).__name__}: {err}); "
+            "download it again."
+        ) from err
+    tensor_bytes = 0
+    data_end = 0
+    for tensor in reader.tensors:
+        tensor_bytes += int(tensor.n_bytes)
+        data_end = max(data_end, int(tensor.data_offset) + int(tensor.n_bytes))
+    if data_end > size:
+        raise ModelFileError(
+            f"Model file is truncated: {shown} has {size:,} bytes but its tensors need "
+            f"{data_end:,}; the download is incomplete, fetch it again."
+        )
+    arch = _value(reader, "general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ModelFileError(f"GGUF header has no general.architecture: {shown}")
+    vocab_only = not reader.tensors
+    if vocab_only and not allow_vocab_only:
+        raise ModelFileError(f"GGUF file holds only a vocabulary, no weights: {shown}")
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ModelFileError(
+            f"Unsupported model architecture {arch!r} in {shown}; Llama Desk runs Llama-family "
+            "chat models such as Llama-2-chat."
+        )
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    file_type = _value(reader, "general.file_type")
+    return ModelFileInfo(
+        path=p.resolve(),
+        size_bytes=size,
+        architecture=arch,
+        name=str(_value(reader, "general.name") or p.stem),
+        n_layers=int(_value(reader, f"{arch}.block_count") or 0),
+        n_ctx_train=int(_value(reader, f"{arch}.context_length") or 0),
+        n_embd=int(_value(reader, f"{arch}.embedding_length") or 0),
+        n_head=int(_value(reader, f"{arch}.attention.head_count") or 0),
+        n_head_kv=int(
+            _value(reader, f"{arch}.attention.head_count_kv")
+            or _value(reader, f"{arch}.attention.head_count")
+            or 0
+        ),
+        n_vocab=len(tokens.data) if tokens is not None else 0,
+        file_type=FILE_TYPES.get(int(file_type), str(file_type)) if file_type is not None else "",
+        chat_template=_value(reader, "tokenizer.chat_template"),
+        bos_token_id=_value(reader, "tokenizer.ggml.bos_token_id"),
+        eos_token_id=_value(reader, "tokenizer.ggml.eos_token_id"),
+        vocab_only=vocab_only,
+        tensor_bytes=tensor_bytes,
+    )
