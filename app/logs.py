@@ -36,9 +36,11 @@ def setup(verbose: bool = False) -> None:
     route_llama_cpp_logs()
 
 
-_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.ERROR}
+# ggml_log_level (ggml.h): 0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continues the last line.
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 _callback = None  # keep a reference: llama.cpp holds only a raw pointer
 _pending: list[str] = []
+_pending_level = [logging.DEBUG]
 
 
 def route_llama_cpp_logs() -> None:
@@ -59,12 +61,14 @@ def route_llama_cpp_logs() -> None:
     @llama_cpp.llama_log_callback
     def _forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         piece = text.decode("utf-8", errors="replace")
+        if int(level) != 5 and not _pending:
+            _pending_level[0] = _LEVELS.get(int(level), logging.DEBUG)
         _pending.append(piece)
         if piece.endswith("\n"):
             line = "".join(_pending).rstrip()
             _pending.clear()
             if line:
-                logger.log(_LEVELS.get(int(level), logging.DEBUG), "%s", line)
+                logger.log(_pending_level[0], "%s", line)
 
     _callback = _forward
     llama_cpp.llama_log_set(_forward, ctypes.c_void_p(0))

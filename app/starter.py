@@ -33,5 +33,5 @@ def starter_path() -> Path | None:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / STARTER_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / STARTER_FILE
     return path if path.is_file() else None

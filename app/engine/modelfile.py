@@ -81,7 +81,7 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
     except OSError as err:
         raise ModelFileError(f"Cannot read model file {shown}: {err.strerror or err}") from err
     if head[:4] != GGUF_MAGIC:
-        hint = " (it looks like text)" if head[:4].isascii() and head[:4].isprintable() else ""
+        hint = " (it looks like text)" if head[:4].decode("latin-1").isprintable() else ""
         raise ModelFileError(
             f"Not a GGUF model file{hint}: {shown}; Llama Desk needs a .gguf model "
             "(for example from TheBloke/Llama-2-7B-Chat-GGUF)."

@@ -23,13 +23,17 @@ def main(dest: str) -> int:
         )
         sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         with tarfile.open(sdist) as tar:
-            member = next(m for m in tar.getmembers() if m.name.endswith(MEMBER))
-            data = tar.extractfile(member)
-            assert data is not None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp_target = target.with_suffix(".part")
-            tmp_target.write_bytes(data.read())
-            tmp_target.replace(target)
+            members = {m.name: m for m in tar.getmembers()}
+            # The .inp/.out pair is llama.cpp's tokenizer reference (made with sentencepiece).
+            for suffix in (".inp", ".out", ""):
+                member = next(m for n, m in members.items() if n.endswith(MEMBER + suffix))
+                data = tar.extractfile(member)
+                assert data is not None
+                out = target.with_name(target.name + suffix)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp_out = out.with_name(out.name + ".part")
+                tmp_out.write_bytes(data.read())
+                tmp_out.replace(out)
     print(f"wrote {target} ({target.stat().st_size} bytes) from llama-cpp-python {wanted} sdist")
     return 0
 

@@ -1,0 +1,159 @@
+"""What this machine offers a model: RAM, NVIDIA VRAM, Apple unified memory, llama.cpp's backend."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+import subprocess
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU as NVML (or Metal) reports it."""
+
+    name: str
+    vram_total: int
+    vram_free: int
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Memory the planner may use; all sizes in bytes."""
+
+    ram_total: int
+    ram_available: int
+    gpus: tuple[Gpu, ...] = field(default_factory=tuple)
+    unified_memory: bool = False  # Apple Silicon: GPU and CPU share RAM
+    metal_working_set: int | None = None  # Metal's recommended max working set (Apple only)
+    offload_supported: bool = False  # the installed llama-cpp-python can put layers on a GPU
+    backend: str = "CPU"  # "CUDA", "Metal", "Vulkan", "ROCm", "SYCL" or "CPU"
+
+    @property
+    def gpu_budget(self) -> int:
+        """Bytes llama.cpp may place on the GPU (0 when it cannot offload at all)."""
+        if not self.offload_supported:
+            return 0
+        if self.unified_memory:
+            limit = self.metal_working_set or int(self.ram_total * 2 / 3)
+            return max(0, min(limit, self.ram_available))
+        if not self.gpus:
+            return 0
+        return max(g.vram_free for g in self.gpus)
+
+    def describe(self) -> str:
+        """One line for `llama-desk models` and the model manager."""
+        parts = [f"RAM {self.ram_available / GIB:.1f} of {self.ram_total / GIB:.1f} GiB free"]
+        for gpu in self.gpus:
+            parts.append(
+                f"{gpu.name} {gpu.vram_free / GIB:.1f} of {gpu.vram_total / GIB:.1f} GiB free"
+            )
+        if self.unified_memory and self.metal_working_set:
+            parts.append(f"Metal working set {self.metal_working_set / GIB:.1f} GiB")
+        offload = "GPU offload" if self.offload_supported else "no GPU offload"
+        parts.append(f"llama.cpp {self.backend} ({offload})")
+        return "; ".join(parts)
+
+
+def backend_from_system_info(info: str) -> str:
+    """The GPU backend named in ``llama_print_system_info()`` text, else "CPU"."""
+    upper = info.upper()
+    for name, marker in (
+        ("CUDA", "CUDA"), ("Metal", "METAL"), ("Vulkan", "VULKAN"), ("ROCm", "HIP"),
+        ("ROCm", "ROCM"), ("SYCL", "SYCL"),
+    ):
+        if marker in upper:
+            return name
+    return "CPU"
+
+
+def _llama_backend() -> tuple[bool, str]:
+    try:
+        import llama_cpp
+
+        supported = bool(llama_cpp.llama_supports_gpu_offload())
+        raw = llama_cpp.llama_print_system_info()
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    except Exception as err:  # llama.cpp missing or broken: plan for the CPU
+        log.warning("cannot query llama.cpp backend: %s", err)
+        return False, "CPU"
+    return supported, backend_from_system_info(text)
+
+
+def _nvidia_gpus() -> tuple[Gpu, ...]:
+    try:
+        import pynvml
+    except ImportError:
+        return ()
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # no driver, no GPU: not an error
+        return ()
+    gpus: list[Gpu] = []
+    try:
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+            if isinstance(name, bytes):
+                name = name.decode("utf-8", "replace")
+            gpus.append(Gpu(name=str(name), vram_total=int(mem.total), vram_free=int(mem.free)))
+    except Exception as err:
+        log.warning("NVML query failed: %s", err)
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+    return tuple(gpus)
+
+
+def _sysctl_int(name: str) -> int | None:
+    try:
+        out = subprocess.run(
+            ["sysctl", "-n", name], capture_output=True, text=True, timeout=2, check=False
+        ).stdout.strip()
+        return int(out) if out else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def metal_working_set(ram_total: int, wired_limit_mb: int | None) -> int:
+    """Metal's recommendedMaxWorkingSetSize as macOS sets it (a user's iogpu limit wins).
+
+    macOS lets the GPU wire about two thirds of RAM on machines up to 36 GiB, three quarters
+    above; ``sysctl iogpu.wired_limit_mb`` overrides it when a user raised it.
+    """
+    if wired_limit_mb:
+        return wired_limit_mb * 1024 * 1024
+    return int(ram_total * (0.75 if ram_total > 36 * GIB else 2 / 3))
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Hardware:
+    """Probe this machine once (cached): psutil RAM, NVML VRAM, Apple unified memory."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    ram_total, ram_available = int(vm.total), int(vm.available)
+    offload, backend = _llama_backend()
+    apple = platform.system() == "Darwin" and platform.machine() == "arm64"
+    if apple:
+        ram_total = _sysctl_int("hw.memsize") or ram_total
+        working_set = metal_working_set(ram_total, _sysctl_int("iogpu.wired_limit_mb"))
+        return Hardware(
+            ram_total=ram_total, ram_available=ram_available,
+            gpus=(Gpu("Apple GPU", working_set, min(working_set, ram_available)),),
+            unified_memory=True, metal_working_set=working_set,
+            offload_supported=offload, backend=backend,
+        )
+    gpus = _nvidia_gpus()
+    return Hardware(
+        ram_total=ram_total, ram_available=ram_available, gpus=gpus,
+        offload_supported=offload and bool(gpus or backend != "CPU"), backend=backend,
+    )

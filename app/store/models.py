@@ -1,0 +1,153 @@
+"""Plain data the store hands out: conversations, stored messages, search hits, and StoreError."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from app.errors import UserError
+
+MessageState = Literal["complete", "partial", "interrupted", "cancelled", "error"]
+MESSAGE_STATES: tuple[str, ...] = ("complete", "partial", "interrupted", "cancelled", "error")
+
+# add_user_message(parent_id=AUTO) appends after the conversation's current leaf.
+AUTO: Final = "auto"
+
+TITLE_MAX = 80  # characters kept when a title is derived from the first user message
+
+
+class StoreError(UserError):
+    """The conversations database or an import/export file cannot be used as asked."""
+
+
+@dataclass
+class Conversation:
+    """One conversation's settings; its messages are read separately."""
+
+    id: int
+    title: str
+    created_at: float  # seconds since the Unix epoch (UTC)
+    updated_at: float
+    system_prompt: str = ""
+    sampling: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    pinned: bool = False
+    trashed_at: float | None = None
+    current_leaf_id: int | None = None
+    message_count: int = 0
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "New conversation"
+
+
+@dataclass
+class StoredMessage:
+    """One node of a conversation's message tree.
+
+    ``sibling_index`` (0-based) and ``sibling_count`` describe the alternates that share this
+    message's parent: regenerated answers, or edited user messages.
+    """
+
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str
+    content: str
+    created_at: float
+    updated_at: float
+    state: str = "complete"
+    error: str | None = None
+    model_name: str | None = None
+    model_file: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    sibling_index: int = 0
+    sibling_count: int = 1
+
+
+@dataclass
+class SearchHit:
+    """One full-text search match: the message, its conversation and a highlighted snippet."""
+
+    conversation_id: int
+    conversation_title: str
+    message_id: int
+    role: str
+    snippet: str
+    rank: float  # bm25: lower is better
+    created_at: float
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for TEXT columns."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def loads_dict(text: str | None) -> dict[str, Any]:
+    """A JSON object from a TEXT column; anything else reads as empty."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def derive_title(text: str) -> str:
+    """A conversation title from a user message: its first non-empty line, trimmed, shortened."""
+    for line in text.splitlines():
+        words = line.split()
+        if words:
+            title = " ".join(words)
+            if len(title) > TITLE_MAX:
+                title = title[: TITLE_MAX - 1].rstrip() + "…"
+            return title
+    return ""
+
+
+CONVERSATION_COLUMNS = (
+    "c.id, c.title, c.created_at, c.updated_at, c.system_prompt, c.sampling, c.model, c.pinned, "
+    "c.trashed_at, c.current_leaf_id"
+)
+
+MESSAGE_COLUMNS = (
+    "m.id, m.conversation_id, m.parent_id, m.role, m.content, m.created_at, m.updated_at, "
+    "m.state, m.error, m.model_name, m.model_file, m.stats"
+)
+
+
+def conversation_from_row(row: Any, message_count: int = 0) -> Conversation:
+    return Conversation(
+        id=row[0],
+        title=row[1],
+        created_at=row[2],
+        updated_at=row[3],
+        system_prompt=row[4],
+        sampling=loads_dict(row[5]),
+        model=row[6],
+        pinned=bool(row[7]),
+        trashed_at=row[8],
+        current_leaf_id=row[9],
+        message_count=message_count,
+    )
+
+
+def message_from_row(row: Any, sibling_index: int = 0, sibling_count: int = 1) -> StoredMessage:
+    return StoredMessage(
+        id=row[0],
+        conversation_id=row[1],
+        parent_id=row[2],
+        role=row[3],
+        content=row[4],
+        created_at=row[5],
+        updated_at=row[6],
+        state=row[7],
+        error=row[8],
+        model_name=row[9],
+        model_file=row[10],
+        stats=loads_dict(row[11]),
+        sibling_index=sibling_index,
+        sibling_count=sibling_count,
+    )
