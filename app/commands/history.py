@@ -1,0 +1,228 @@
+"""`llama-desk history`: list, show, search, export, import, rename, pin, trash and restore."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.store import Conversation, Store, StoredMessage
+
+STATE_LABELS = {
+    "partial": "being written",
+    "interrupted": "interrupted",
+    "cancelled": "stopped",
+    "error": "error",
+}
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "history", help="list, search, export and manage stored conversations",
+        description="Stored conversations: list, show, search, export, import, rename, trash.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = actions.add_parser("list", help="conversations, pinned first, then most recent")
+    p.set_defaults(func=run_list)
+    p = actions.add_parser("show", help="a conversation along its current branch")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=run_show)
+    p = actions.add_parser("search", help="full-text search over all messages")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=run_search)
+    p = actions.add_parser("export", help="write conversations to Markdown or JSON")
+    p.add_argument("ids", type=int, nargs="*", metavar="ID")
+    p.add_argument("--all", action="store_true", help="every conversation (not the trash)")
+    p.add_argument("--format", choices=("md", "json"), default=None,
+                   help="default: from the output file's extension, else md")
+    p.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
+    p.set_defaults(func=run_export)
+    p = actions.add_parser("import", help="import conversations from a JSON export")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=run_import)
+    p = actions.add_parser("rename", help="rename a conversation")
+    p.add_argument("id", type=int)
+    p.add_argument("title", nargs="+")
+    p.set_defaults(func=run_rename)
+    for name, pinned in (("pin", True), ("unpin", False)):
+        p = actions.add_parser(name, help=f"{name} a conversation")
+        p.add_argument("id", type=int)
+        p.set_defaults(func=run_pin, pinned=pinned)
+    p = actions.add_parser("delete", help="move a conversation to the trash")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=run_delete)
+    p = actions.add_parser("restore", help="bring a conversation back from the trash")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=run_restore)
+    p = actions.add_parser("trash", help="list the trash")
+    p.set_defaults(func=run_trash)
+    p = actions.add_parser("empty-trash", help="delete everything in the trash for good")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=run_empty_trash)
+
+
+def _open() -> Store:
+    from app.store import Store
+
+    return Store.open()
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def _table(conversations: list[Conversation], empty: str, trash: bool = False) -> None:
+    if not conversations:
+        print(empty)
+        return
+    label = "TRASHED" if trash else "UPDATED"
+    print(f"{'ID':>6}  {'':1}  {label:<16}  {'MSGS':>5}  TITLE")
+    for conv in conversations:
+        stamp = conv.trashed_at if trash and conv.trashed_at else conv.updated_at
+        pin = "*" if conv.pinned else " "
+        print(f"{conv.id:>6}  {pin}  {_when(stamp):<16}  {conv.message_count:>5}  "
+              f"{conv.display_title}")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with _open() as store:
+        _table(store.list_conversations(counts=True), "No conversations yet.")
+    return 0
+
+
+def run_trash(args: argparse.Namespace) -> int:
+    with _open() as store:
+        _table(store.list_trash(counts=True), "The trash is empty.", trash=True)
+    return 0
+
+
+def _message_header(msg: StoredMessage) -> str:
+    parts = [msg.role]
+    if msg.model_name:
+        parts.append(msg.model_name)
+    parts.append(_when(msg.created_at))
+    if msg.state in STATE_LABELS:
+        parts.append(f"({STATE_LABELS[msg.state]})")
+    if msg.sibling_count > 1:
+        parts.append(f"[alternate {msg.sibling_index + 1}/{msg.sibling_count}]")
+    return f"── {' · '.join(parts)} (#{msg.id})"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with _open() as store:
+        conv = store.get_conversation(args.id)
+        branch = store.current_branch(conv.id)
+    print(f"{conv.display_title}  (#{conv.id}{', pinned' if conv.pinned else ''}"
+          f"{', in the trash' if conv.trashed_at is not None else ''})")
+    print(f"created {_when(conv.created_at)}, updated {_when(conv.updated_at)}"
+          + (f", model {conv.model}" if conv.model else ""))
+    if conv.system_prompt:
+        print(f"system prompt: {conv.system_prompt}")
+    for msg in branch:
+        print()
+        print(_message_header(msg))
+        print(msg.content)
+        if msg.state == "error" and msg.error:
+            print(f"error: {msg.error}")
+    if not branch:
+        print("\n(no messages)")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    with _open() as store:
+        hits = store.search(" ".join(args.text), limit=args.limit, marks=("\x1b[1m", "\x1b[0m")
+                            if sys.stdout.isatty() else ("[", "]"))
+    if not hits:
+        print("No matches.")
+        return 0
+    for hit in hits:
+        title = hit.conversation_title or "New conversation"
+        snippet = " ".join(hit.snippet.split())
+        print(f"#{hit.conversation_id} {title} · {hit.role} · {_when(hit.created_at)}")
+        print(f"    {snippet}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from app.errors import UserError
+    from app.store.exchange import write_text_file
+
+    if args.all == bool(args.ids):
+        raise UserError("Give conversation ids to export, or --all (not both).")
+    fmt = args.format or ("json" if args.output.lower().endswith(".json") else "md")
+    ids = None if args.all else args.ids
+    with _open() as store:
+        text = store.export_json_text(ids) if fmt == "json" else store.export_markdown(ids)
+        count = len(store.list_conversations()) if args.all else len(args.ids)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        write_text_file(Path(args.output), text)
+        print(f"Exported {count} conversation{'s' if count != 1 else ''} to {args.output}.")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from app.store.exchange import load_json_file
+
+    data = load_json_file(args.file)
+    with _open() as store:
+        ids = store.import_json(data)
+    print(f"Imported {len(ids)} conversation{'s' if len(ids) != 1 else ''}"
+          + (f" (ids {', '.join(map(str, ids))})." if ids else "."))
+    return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    with _open() as store:
+        conv = store.rename(args.id, " ".join(args.title))
+    print(f"Renamed #{conv.id} to {conv.title!r}.")
+    return 0
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    with _open() as store:
+        conv = store.set_pinned(args.id, args.pinned)
+    print(f"{'Pinned' if conv.pinned else 'Unpinned'} #{conv.id} {conv.display_title}.")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    with _open() as store:
+        conv = store.trash(args.id)
+    print(f"Moved #{conv.id} {conv.display_title} to the trash "
+          f"(undo: llama-desk history restore {conv.id}).")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    with _open() as store:
+        conv = store.restore(args.id)
+    print(f"Restored #{conv.id} {conv.display_title}.")
+    return 0
+
+
+def run_empty_trash(args: argparse.Namespace) -> int:
+    from app.errors import UserError
+
+    with _open() as store:
+        waiting = len(store.list_trash())
+        if not waiting:
+            print("The trash is empty.")
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UserError("Add --yes to delete the trash for good without a prompt.")
+            answer = input(f"Delete {waiting} conversation(s) for good? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing deleted.")
+                return 0
+        count = store.empty_trash()
+    print(f"Deleted {count} conversation{'s' if count != 1 else ''} for good.")
+    return 0
