@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import platform
@@ -106,10 +107,8 @@ def _nvidia_gpus() -> tuple[Gpu, ...]:
     except Exception as err:
         log.warning("NVML query failed: %s", err)
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
     return tuple(gpus)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ QUANT_BITS: dict[str, float] = {
 }
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """Where a model runs, best first."""
 
     FITS_GPU = "fits on GPU"

@@ -45,7 +45,7 @@ class KeyringError(HubError):
     """The OS keyring refused to store or remove the token."""
 
 
-class DownloadStopped(Exception):  # noqa: N818 - control flow, not an error
+class DownloadStopped(Exception):
     """Raised inside a download when it was paused or cancelled; ``reason`` says which."""
 
     def __init__(self, reason: str) -> None:

@@ -1,0 +1,1 @@
+"""Tests of app.hub against a loopback Hub emulator."""
