@@ -144,7 +144,7 @@ def test_store_refuses_use_from_another_thread(store: Store) -> None:
     def use() -> None:
         try:
             store.list_conversations()
-        except BaseException as err:  # noqa: BLE001 - collected for the assertion
+        except BaseException as err:
             errors.append(err)
 
     thread = threading.Thread(target=use)
