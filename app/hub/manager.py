@@ -113,23 +113,23 @@ class DownloadManager:
             for job in self._jobs.values():
                 s = job.snap
                 if (s.repo_id, s.filename) == (repo_id, filename) and not s.state.finished:
-                    if s.state is JobState.PAUSED:
-                        self._requeue(job)
-                    return s.job_id
-            job_id = str(next(self._ids))
-            self._jobs[job_id] = _Job(job_id, repo_id, filename, revision)
-            self._queue.append(job_id)
-            self._ensure_worker()
-            self._cond.notify_all()
-        self._emit(self._jobs[job_id], force=True)
-        return job_id
+                    if s.state is not JobState.PAUSED:
+                        return s.job_id
+                    self._requeue(job)
+                    break
+            else:
+                job = _Job(str(next(self._ids)), repo_id, filename, revision)
+                self._jobs[job.snap.job_id] = job
+        self._enqueue(job)
+        return job.snap.job_id
 
     def pause(self, job_id: str) -> None:
         """Stop after the current chunk, keeping the partial file for a later resume."""
         with self._cond:
             job = self._job(job_id)
             if job.snap.state is JobState.QUEUED:
-                self._queue.remove(job_id)
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(job_id)
                 job.snap = replace(job.snap, state=JobState.PAUSED, speed=0.0, eta=None)
             elif not job.snap.state.settled:
                 job.control.pause()
@@ -142,9 +142,10 @@ class DownloadManager:
         """Queue a paused or failed job again; it continues where it stopped."""
         with self._cond:
             job = self._job(job_id)
-            if job.snap.state in (JobState.PAUSED, JobState.FAILED):
-                self._requeue(job)
-        self._emit(job, force=True)
+            if job.snap.state not in (JobState.PAUSED, JobState.FAILED):
+                return
+            self._requeue(job)
+        self._enqueue(job)
 
     def cancel(self, job_id: str) -> None:
         """Stop and delete the partial files."""
@@ -210,10 +211,16 @@ class DownloadManager:
     def _requeue(self, job: _Job) -> None:
         job.control.reset()
         job.snap = replace(job.snap, state=JobState.QUEUED, error=None, speed=0.0, eta=None)
-        if job.snap.job_id not in self._queue:
-            self._queue.append(job.snap.job_id)
-        self._ensure_worker()
-        self._cond.notify_all()
+
+    def _enqueue(self, job: _Job) -> None:
+        """Announce QUEUED first, then hand the job to the worker (so updates stay in order)."""
+        self._emit(job, force=True)
+        with self._cond:
+            job_id = job.snap.job_id
+            if job.snap.state is JobState.QUEUED and job_id not in self._queue:
+                self._queue.append(job_id)
+                self._ensure_worker()
+                self._cond.notify_all()
 
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.is_alive():

@@ -92,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self) -> None:
         with self.hub.lock:
             self.hub.requests.append(
-                Request(self.command, self.path, {k: v for k, v in self.headers.items()}, self.role)
+                Request(self.command, self.path, {k.title(): v for k, v in self.headers.items()}, self.role)
             )
 
     def _send(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
@@ -245,7 +245,8 @@ def serve(hub: FakeHub) -> tuple[ThreadingHTTPServer, ThreadingHTTPServer]:
         handler = type(f"{role}Handler", (_Handler,), {"hub": hub, "role": role})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name=f"fake-{role}", daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), name=f"fake-{role}",
+                         daemon=True).start()
         servers.append(server)
     hub.hub_url = f"http://127.0.0.1:{servers[0].server_address[1]}"
     hub.cdn_url = f"http://127.0.0.1:{servers[1].server_address[1]}"
