@@ -150,7 +150,7 @@ def test_server_errors_are_retried_then_reported(fake_hub: FakeHub, tmp_path: Pa
     dest = download_file(remote(), tmp_path / NAME, retry=FAST_RETRY)
     assert dest.read_bytes() == data
     fake_hub.get_fail_statuses.extend([500] * 5)
-    with pytest.raises(ServerError, match="HTTP 500.*try again later"):
+    with pytest.raises(ServerError, match=r"HTTP 500.*try again later"):
         download_file(remote(), tmp_path / "again.gguf", retry=FAST_RETRY)
 
 

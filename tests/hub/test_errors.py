@@ -89,7 +89,7 @@ def test_server_errors_retried_then_reported(gated_hub: FakeHub) -> None:
     gated_hub.fail_statuses.extend([502, 500])
     assert head("o/r", "f.gguf").size == 4  # two failures, third attempt succeeds
     gated_hub.fail_statuses.extend([500, 500, 500])
-    with pytest.raises(ServerError, match="HTTP 500.*try again later"):
+    with pytest.raises(ServerError, match=r"HTTP 500.*try again later"):
         head("o/r", "f.gguf")
     assert gated_hub.fail_statuses == []
 
