@@ -21,3 +21,7 @@ class ContextOverflowError(UserError):
 
 class SettingsError(UserError):
     """A sampling or load setting is unknown or out of range."""
+
+
+class ModelTooLargeError(UserError):
+    """A model needs more memory than this machine has free."""

@@ -17,7 +17,7 @@ from app.engine.budget import fit_prompt
 from app.engine.formats import PromptFormat, choose_format
 from app.engine.modelfile import ModelFileInfo, check_model_file
 from app.engine.types import GenerationResult, Message, PreparedPrompt, Sampling
-from app.errors import ModelFileError, SettingsError, UserError
+from app.errors import ModelFileError, ModelTooLargeError, SettingsError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,18 @@ class _Vocab:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
 
-def default_gpu_layers(path: Path, n_ctx: int) -> int:
-    """GPU layers when the user chose 'auto': all when this build can offload, else none."""
-    import llama_cpp
+def plan_gpu_layers(info: ModelFileInfo, n_ctx: int) -> int:
+    """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
+    from app import hardware, planner
 
-    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect())
+    log.info("memory plan for %s: %s", info.path.name, plan.message)
+    if plan.verdict is planner.Verdict.WONT_FIT:
+        raise ModelTooLargeError(
+            f"{info.path.name} is too big for this machine's memory. {plan.message} "
+            "(Setting GPU layers by hand skips this check.)"
+        )
+    return plan.gpu_layers
 
 
 def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any) -> Any:
@@ -130,7 +137,7 @@ class Engine:
         self.close()
         layers = options.n_gpu_layers
         if layers is None:
-            layers = default_gpu_layers(file_info.path, options.n_ctx)
+            layers = plan_gpu_layers(file_info, options.n_ctx)
         started = time.perf_counter()
         try:
             llm = load_llama(file_info.path, options, layers)
@@ -142,6 +149,7 @@ class Engine:
             ) from err
         self._llm = llm
         self._vocab = _Vocab(llm)
+        self._warm_up()
         self._format = choose_format(options.prompt_format, file_info.chat_template)
         self._install_abort_callback()
         self._info = ModelInfo(
@@ -151,6 +159,14 @@ class Engine:
         log.info("loaded %s in %.2fs (ctx %d, gpu layers %d, format %s)", file_info.path,
                  time.perf_counter() - started, llm.n_ctx(), layers, self._format.name)
         return self._info
+
+    def _warm_up(self) -> None:
+        """One tiny decode at load time, as llama.cpp's own tools do: lazy set-up (weight
+        repacking, threads, first touch of mmapped pages) then happens during 'loading', not in
+        the first reply's time to first token."""
+        assert self._vocab is not None
+        self._llm.eval([self._vocab.bos_id])
+        self._llm.reset()
 
     def close(self) -> None:
         """Free the model and its context (safe to call twice)."""
