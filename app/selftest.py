@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.errors import UserError
+
 log = logging.getLogger(__name__)
 
 STEPS = ("home", "window", "starter model", "load", "generate", "store")
@@ -68,21 +70,23 @@ class SelfTest:
         from PySide6.QtGui import QGuiApplication
         from PySide6.QtWidgets import QApplication, QWidget
 
-        from app import APP_ID, APP_NAME
+        from app import APP_NAME
 
-        app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
-        self.qt_app = app
-        app.setApplicationName(APP_NAME)
         try:
+            from app.ui.application import create_app
             from app.ui.main_window import MainWindow
         except ModuleNotFoundError as err:
-            if err.name not in ("app.ui", "app.ui.main_window"):
+            if err.name not in ("app.ui.application", "app.ui.main_window"):
                 raise  # a missing dependency of the window is a real failure
+            app = QApplication.instance() or QApplication(sys.argv[:1] or [APP_NAME])
             window: Any = QWidget()
-            what = "plain QWidget (app.ui.main_window is not present)"
+            what = f"plain QWidget ({err.name} is not present)"
         else:
-            window = MainWindow()
+            app = create_app()
+            # The self-test loads the model itself (next steps): the window must not load one too.
+            window = MainWindow(auto_load=False)
             what = type(window).__name__
+        self.qt_app = app
         window.show()
         app.processEvents()
         if not window.isVisible():
@@ -176,12 +180,17 @@ class SelfTest:
                 step: Callable[[], str] = getattr(self, "step_" + name.replace(" ", "_"))
                 try:
                     detail = step()
+                except (StepFailed, UserError) as err:
+                    log.error("self-test step %s failed: %s", name, err)
+                    reason = str(err)
                 except Exception as err:
                     log.exception("self-test step %s failed", name)
-                    reason = str(err) if isinstance(err, StepFailed) else f"{type(err).__name__}: {err}"
-                    self.out(f"FAILED {name}: {reason}")
-                    return 1
-                self.out(f"ok {name} ({detail})")
+                    reason = f"{type(err).__name__}: {err}"
+                else:
+                    self.out(f"ok {name} ({detail})")
+                    continue
+                self.out(f"FAILED {name}: {reason}")
+                return 1
         finally:
             self.cleanup()
         self.out(f"self-test passed in {time.monotonic() - started:.2f} s")
