@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,9 @@ def error_line(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `llama-desk` and `python main.py`. Returns the exit status."""
+    # Privacy: huggingface_hub must never phone home on its own (we only call it on request).
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
     args = build_parser().parse_args(argv)
     from app import logs
 
