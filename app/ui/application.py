@@ -1,0 +1,123 @@
+"""The QApplication: theme that follows the OS, an excepthook that never shows a traceback, run_app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import APP_ID, APP_NAME, __version__
+from app.errors import UserError
+
+log = logging.getLogger(__name__)
+SHOWN_ENV = "LLAMA_DESK_REPORT_SHOWN"  # benchmark: print time-to-shown and quit
+
+
+def is_dark() -> bool:
+    hints = QGuiApplication.styleHints()
+    return bool(hints.colorScheme() == Qt.ColorScheme.Dark)
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    base, text, window = QColor(30, 31, 34), QColor(224, 224, 224), QColor(43, 45, 48)
+    for role, color in (
+        (QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
+        (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
+        (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, window),
+        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, window),
+        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor(53, 116, 240)),
+        (QPalette.ColorRole.HighlightedText, QColor(255, 255, 255)),
+        (QPalette.ColorRole.Link, QColor(110, 168, 254)),
+        (QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140)),
+    ):
+        p.setColor(role, color)
+    return p
+
+
+def apply_theme(app: QApplication) -> None:
+    """Fusion style with a light or dark palette, as the OS asks."""
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette() if is_dark() else app.style().standardPalette())
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_ID)
+    app.setDesktopFileName(APP_ID)
+    apply_theme(app)
+    return app
+
+
+_window: Any = None
+
+
+def excepthook(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
+    """Log unexpected errors; show a short message (never a traceback) and keep running."""
+    if issubclass(kind, KeyboardInterrupt):
+        QApplication.quit()
+        return
+    if isinstance(err, UserError):
+        text = str(err)
+    else:
+        log.error("unexpected error", exc_info=(kind, err, tb))
+        from app import paths
+
+        text = (f"Something went wrong ({kind.__name__}: {err}). The details are in "
+                f"{paths.logs_dir() / 'llama-desk.log'}; your conversations are safe.")
+    window = _window
+    if window is not None and hasattr(window, "banners"):
+        window.banners.show_banner(text, "error", "unexpected")
+    else:
+        QMessageBox.warning(None, APP_NAME, text)
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Open the window and run until it closes; returns the exit status."""
+    global _window
+    started = time.perf_counter()
+    app = create_app(argv)
+    previous_hook = sys.excepthook
+    sys.excepthook = excepthook
+    try:
+        from app.ui.main_window import MainWindow
+
+        try:
+            window = MainWindow()
+        except UserError as err:  # e.g. the conversations database cannot be opened
+            QMessageBox.critical(None, APP_NAME, str(err))
+            return 1
+        _window = window
+        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: apply_theme(app))
+        window.show()
+        if os.environ.get(SHOWN_ENV):
+            QTimer.singleShot(0, lambda: _report_shown(started, window))
+        return int(app.exec())
+    finally:
+        sys.excepthook = previous_hook
+        _window = None
+
+
+def _report_shown(started: float, window: Any) -> None:
+    """Print seconds from process start to the window's first event loop turn, then close."""
+    try:
+        import psutil
+
+        since_process = time.time() - psutil.Process().create_time()
+    except Exception:
+        since_process = -1.0
+    print(f"shown_after_run_app_s={time.perf_counter() - started:.3f}", flush=True)
+    print(f"shown_after_process_start_s={since_process:.3f}", flush=True)
+    window.close()

@@ -1,0 +1,352 @@
+"""The window's chat logic: open, send, stream, stop, regenerate, edit, alternates and models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+from app.engine.types import Message, Sampling
+from app.errors import SettingsError, UserError
+from app.ui.worker import ContextCount, GenerateRequest, ReplyDone
+
+log = logging.getLogger(__name__)
+
+LLAMA2_7B_REPO = "TheBloke/Llama-2-7B-Chat-GGUF"
+
+
+class ChatActions:
+    """Mixed into MainWindow; the attributes below are built there."""
+
+    store: Any
+    settings: Any
+    host: Any
+    chat: Any
+    composer: Any
+    sidebar: Any
+    picker: Any
+    banners: Any
+    meter: Any
+    state_label: Any
+
+    def _init_chat_state(self) -> None:
+        self.conv_id: int | None = None
+        self.branch: list[Any] = []
+        self.generating = False
+        self.model_info: Any = None
+        self.model_state = "none"
+        self.prompts: dict[int, tuple[str, int]] = {}
+        self.dropped: dict[int, int] = {}
+        self._inspect_pending: int | None = None
+
+    # -- conversations -------------------------------------------------------------------------
+    def new_chat(self) -> None:
+        self.show_conversation(None)
+        self.composer.edit.setFocus()
+
+    def show_conversation(self, conv_id: int | None, message_id: int = 0) -> None:
+        self.conv_id = conv_id
+        self.branch = self.store.current_branch(conv_id) if conv_id else []
+        self.render_branch()
+        self.sidebar.set_current(conv_id)
+        if message_id:
+            self.chat.scrollToAnchor(f"m{message_id}")
+        self.request_count()
+
+    def open_conversation(self, conv_id: int, message_id: int = 0) -> None:
+        try:
+            conv = self.store.get_conversation(conv_id)
+        except UserError:
+            return
+        if conv.trashed_at is not None:
+            return
+        if message_id:
+            try:
+                self.store.select_alternate(message_id)
+            except UserError:
+                pass
+        self.show_conversation(conv_id, message_id)
+
+    def render_branch(self) -> None:
+        dropped = self.dropped.get(self.conv_id or 0, 0)
+        self.chat.show_messages(self.branch, dropped)
+
+    def _ensure_conversation(self) -> int:
+        if self.conv_id is None:
+            conv = self.store.create_conversation(
+                system_prompt=self.settings.default_system_prompt,
+                sampling=dict(self.settings.sampling), model=self.picker.current_path() or None,
+            )
+            self.conv_id = conv.id
+            self.branch = []
+        return self.conv_id
+
+    def current_sampling(self) -> Sampling:
+        values = dict(self.settings.sampling)
+        if self.conv_id:
+            values.update(self.store.get_conversation(self.conv_id).sampling)
+        try:
+            return Sampling.from_dict(values)
+        except SettingsError as err:
+            self.banners.show_banner(f"{err} Using the defaults instead.", "warning", "sampling")
+            return Sampling()
+
+    def engine_messages(self, upto: list[Any]) -> list[Message]:
+        conv = self.store.get_conversation(self.conv_id) if self.conv_id else None
+        out = [Message("system", conv.system_prompt)] if conv and conv.system_prompt else []
+        out += [Message(m.role, m.content) for m in upto if m.role in ("user", "assistant")]
+        return out
+
+    # -- sending -------------------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        if self.generating or self.model_state != "ready":
+            self.composer.set_text(text)
+            return
+        try:
+            conv_id = self._ensure_conversation()
+            user = self.store.add_user_message(conv_id, text)
+        except UserError as err:
+            self.composer.set_text(text)
+            self.banners.show_banner(str(err), "error", "send")
+            return
+        self.branch.append(user)
+        if len(self.branch) == 1:
+            self.sidebar.refresh()
+            self.sidebar.set_current(conv_id)
+        self.chat.append_message(user)
+        self.start_reply(user)
+
+    def start_reply(self, parent: Any) -> None:
+        """Ask the worker for a reply under user message ``parent`` (the end of ``branch``)."""
+        self.banners.clear("reply")
+        request = GenerateRequest(
+            conversation_id=parent.conversation_id, parent_id=parent.id,
+            messages=self.engine_messages(self.branch), sampling=self.current_sampling(),
+        )
+        self.set_generating(True)
+        self.host.generate(request)
+
+    def set_generating(self, on: bool) -> None:
+        self.generating = on
+        self.composer.set_generating(on)
+        self.picker.setEnabled(not on)
+
+    def stop(self) -> None:
+        if self.generating:
+            self.host.stop()
+
+    def on_reply_started(self, msg: Any) -> None:
+        if msg.conversation_id == self.conv_id:
+            self.branch.append(msg)
+            self.chat.begin_stream(msg)
+
+    def on_reply_finished(self, done: ReplyDone) -> None:
+        msg = done.message
+        self.prompts[msg.id] = (done.prompt_text, done.prompt_tokens)
+        self.set_generating(False)
+        before = self.dropped.get(msg.conversation_id, 0)
+        self.dropped[msg.conversation_id] = done.dropped_messages
+        if done.result.finish_reason == "error":
+            self.banners.show_banner(
+                f"The reply failed: {done.result.error or msg.error}. Try again, or choose a "
+                "smaller context size or model in Settings.", "error", "reply")
+        if msg.conversation_id != self.conv_id:
+            return
+        self.branch = self.store.current_branch(msg.conversation_id)
+        if msg.sibling_count > 1 or before != done.dropped_messages:
+            self.render_branch()  # counters on alternates or the context marker changed
+        else:
+            self.chat.end_stream(msg)
+        self.sidebar.refresh()
+        self.request_count()
+
+    def on_request_failed(self, _request_id: int, message: str) -> None:
+        self.set_generating(False)
+        if message:
+            self.banners.show_banner(message, "error", "reply")
+        if self.conv_id:
+            self.branch = self.store.current_branch(self.conv_id)
+
+    # -- chat view actions ---------------------------------------------------------------------
+    def on_chat_action(self, kind: str, message_id: int, _arg: int) -> None:
+        if kind in ("prev", "next"):
+            if self.generating:
+                return
+            self.branch = self.store.switch_alternate(message_id, -1 if kind == "prev" else 1)
+            self.render_branch()
+            self.request_count()
+        elif kind == "regen":
+            self.regenerate(message_id)
+        elif kind == "edit":
+            self.edit_message(message_id)
+        elif kind == "prompt":
+            self.inspect_prompt(message_id)
+
+    def regenerate(self, message_id: int) -> None:
+        if self.generating or self.model_state != "ready":
+            return
+        index = next((i for i, m in enumerate(self.branch) if m.id == message_id), None)
+        if index is None or index == 0:
+            return
+        self.branch = self.branch[:index]
+        self.render_branch()
+        self.start_reply(self.branch[-1])
+
+    def edit_message(self, message_id: int, new_text: str | None = None) -> None:
+        if self.generating:
+            return
+        msg = self.store.get_message(message_id)
+        if new_text is None:
+            new_text, ok = QInputDialog.getMultiLineText(
+                self, "Edit message",  # type: ignore[arg-type]
+                "A new branch starts from the edited message:", msg.content,
+            )
+            if not ok:
+                return
+        if not new_text.strip() or new_text == msg.content:
+            return
+        edited = self.store.edit_user_message(message_id, new_text.strip())
+        self.branch = self.store.current_branch(edited.conversation_id)
+        self.render_branch()
+        if self.model_state == "ready":
+            self.start_reply(edited)
+
+    def inspect_prompt(self, message_id: int) -> None:
+        from app.ui.inspector import PromptInspector
+
+        known = self.prompts.get(message_id)
+        if known is not None:
+            PromptInspector(known[0], known[1], "exactly as the model received it.",
+                            self).show()  # type: ignore[arg-type]
+            return
+        index = next((i for i, m in enumerate(self.branch) if m.id == message_id), None)
+        if index is None or self.model_state != "ready":
+            self.banners.show_banner(
+                "The prompt of this reply was not kept; load a model to re-render it.", "info",
+                "inspect", timeout_ms=8000)
+            return
+        self._inspect_pending = message_id
+        self.host.render_prompt(message_id, self.engine_messages(self.branch[:index]),
+                                self.current_sampling())
+
+    def on_prompt_ready(self, message_id: int, text: str, tokens: int) -> None:
+        from app.ui.inspector import PromptInspector
+
+        if message_id != self._inspect_pending:
+            return
+        self._inspect_pending = None
+        msg = self.store.get_message(message_id)
+        name = self.model_info.name if self.model_info else "the current model"
+        note = (f"re-rendered now with {name} (the original prompt of this reply from an "
+                f"earlier session was not kept; it had {msg.stats.get('prompt_tokens', '?')} "
+                "tokens).")
+        PromptInspector(text, tokens, note, self).show()  # type: ignore[arg-type]
+
+    def copy_last_reply(self) -> None:
+        for msg in reversed(self.branch):
+            if msg.role == "assistant":
+                self.chat.copy_message(msg.id)
+                return
+
+    # -- context meter -------------------------------------------------------------------------
+    def request_count(self) -> None:
+        if self.model_state != "ready":
+            self.meter.setText("")
+            return
+        n_ctx = self.model_info.n_ctx if self.model_info else 0
+        if not self.branch:
+            self.meter.setText(f"0 / {n_ctx:,} tokens")
+            return
+        self.host.count(GenerateRequest(self.conv_id or 0, 0, self.engine_messages(self.branch),
+                                        self.current_sampling()))
+
+    def on_counted(self, count: ContextCount) -> None:
+        if count.conversation_id != (self.conv_id or 0):
+            return
+        if count.tokens < 0:
+            self.meter.setText(f"? / {count.n_ctx:,} tokens")
+            return
+        self.meter.setText(f"{count.tokens:,} / {count.n_ctx:,} tokens")
+        over = count.tokens > count.n_ctx
+        self.meter.setStyleSheet("color:#c0392b;" if over else "")
+        if count.dropped_messages != self.dropped.get(count.conversation_id, 0) and not self.generating:
+            self.dropped[count.conversation_id] = count.dropped_messages
+            self.render_branch()
+
+    # -- models --------------------------------------------------------------------------------
+    def load_initial_model(self) -> None:
+        from app.ui.model_picker import installed_models
+
+        self.picker.refresh(self.settings.context_size)
+        models = installed_models()
+        wanted = self.settings.model
+        paths = [str(m.path) for m in models]
+        if wanted not in paths:
+            wanted = paths[0] if paths else None
+            if len(models) > 1:
+                from app.hub import installed
+
+                default = installed.default_model()
+                wanted = str(default.path) if default else wanted
+        if not any("llama-2" in f"{m.name} {m.path.name} {m.repo_id}".lower() for m in models):
+            banner = self.banners.show_banner(
+                "You are chatting with the small built-in starter model. For much better answers,"
+                " download Llama-2-chat 7B (about 4 GB, runs on most computers).", "info", "invite")
+            banner.add_action("Get Llama-2-chat 7B…", self.open_model_manager)
+        if wanted:
+            self.load_model(wanted)
+        else:
+            self.state_label.setText("No model installed")
+            self.banners.show_banner("No model is installed: use “Get models…” to download one.",
+                                     "warning", "nomodel")
+
+    def load_model(self, path: str) -> None:
+        self.banners.clear("load")
+        self.picker.select_path(path)
+        self.model_state = "loading"
+        self.composer.set_model_ready(False)
+        self.state_label.setText(f"Loading {self.picker.name_for(path)}…")
+        try:
+            options = self.settings.load_options(path)
+        except UserError as err:
+            self.on_load_failed(str(err), None)
+            return
+        self.host.load(path, options, self.picker.name_for(path))
+
+    def on_loaded(self, info: Any) -> None:
+        self.model_info = info
+        self.model_state = "ready"
+        self.picker.select_path(str(info.path))
+        self.composer.set_model_ready(True)
+        where = "CPU" if info.n_gpu_layers == 0 else "GPU"
+        self.state_label.setText(
+            f"Ready: {self.picker.name_for(str(info.path))} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
+        self.settings.model = str(info.path)
+        try:
+            from app import settings as app_settings
+
+            app_settings.save(self.settings)
+        except (UserError, OSError) as err:
+            log.warning("settings not saved: %s", err)
+        self.request_count()
+
+    def on_load_failed(self, message: str, still_loaded: Any) -> None:
+        banner = self.banners.show_banner(message, "error", "load")
+        banner.add_action("Get models…", self.open_model_manager)
+        if still_loaded:
+            self.model_info = still_loaded
+            self.model_state = "ready"
+            self.picker.select_path(str(still_loaded.path))
+            self.composer.set_model_ready(True)
+            self.state_label.setText(f"Ready: {still_loaded.name} (the new model failed to load)")
+        else:
+            self.model_info = None
+            self.model_state = "failed"
+            self.composer.set_model_ready(False)
+            self.state_label.setText(f"Model failed to load: {Path(self.picker.current_path()).name}")
+
+    def open_model_manager(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,272 @@
+"""The main window: sidebar, chat view, composer, model picker, status line and shortcuts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import APP_NAME, paths
+from app import settings as app_settings
+from app.errors import UserError
+from app.ui.banners import BannerArea
+from app.ui.chat_actions import ChatActions
+from app.ui.chat_view import ChatView
+from app.ui.composer import Composer
+from app.ui.model_picker import ModelPicker
+from app.ui.sidebar import Sidebar
+from app.ui.worker import EngineHost
+
+log = logging.getLogger(__name__)
+
+
+def default_engine_factory() -> Any:
+    from app.engine.engine import Engine
+
+    return Engine()
+
+
+def window_settings() -> QSettings:
+    """Window geometry, splitter and last conversation (an ini file in the config dir)."""
+    return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+class MainWindow(ChatActions, QMainWindow):
+    """The whole app window. ``engine_factory`` builds the engine inside the model thread."""
+
+    def __init__(self, engine_factory: Callable[[], Any] | None = None, *,
+                 db_path: Path | None = None, auto_load: bool = True) -> None:
+        super().__init__()
+        from app.store import Store
+
+        self.setWindowTitle(APP_NAME)
+        self.settings = app_settings.load()
+        self.db_path = db_path or paths.database_path()
+        self.store = Store.open(self.db_path)
+        self.host = EngineHost(engine_factory or default_engine_factory, self.db_path, self)
+        self._build()
+        self._connect()
+        self._init_chat_state()
+        self.apply_font()
+        self.sidebar.refresh()
+        self._restore_state()
+        self.host.detect_backend()
+        if auto_load:
+            self.load_initial_model()
+
+    # -- layout --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.sidebar = Sidebar(self.store, self)
+        self.chat = ChatView(self)
+        self.composer = Composer(self)
+        self.banners = BannerArea(self)
+        center = QWidget(self)
+        column = QVBoxLayout(center)
+        column.setContentsMargins(6, 6, 6, 6)
+        column.addWidget(self.banners)
+        column.addWidget(self.chat, 1)
+        column.addWidget(self.composer)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(center)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 840])
+        self.setCentralWidget(self.splitter)
+
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        self.picker = ModelPicker(self)
+        toolbar.addWidget(QLabel(" Model: "))
+        toolbar.addWidget(self.picker)
+        self.settings_button = QPushButton("Settings", self)
+        self.settings_button.setAccessibleName("Settings")
+        self.settings_button.setToolTip("Conversation and app settings (Ctrl+,)")
+        toolbar.addWidget(self.settings_button)
+        self.addToolBar(toolbar)
+
+        self.meter = QLabel("", self)
+        self.meter.setObjectName("contextMeter")
+        self.meter.setAccessibleName("Context used")
+        self.backend_label = QLabel("Backend: …", self)
+        self.state_label = QLabel("No model", self)
+        self.state_label.setObjectName("modelState")
+        bar = self.statusBar()
+        bar.addWidget(self.state_label, 1)
+        bar.addPermanentWidget(self.meter)
+        bar.addPermanentWidget(self.backend_label)
+        self.setTabOrder(self.sidebar.new_button, self.sidebar.search)
+        self.setTabOrder(self.sidebar.search, self.sidebar.list)
+        self.setTabOrder(self.sidebar.list, self.chat)
+        self.setTabOrder(self.chat, self.composer.edit)
+        self.setTabOrder(self.composer.edit, self.composer.button)
+        self.resize(1120, 760)
+
+    def _connect(self) -> None:
+        sb = self.sidebar
+        sb.open_requested.connect(self.open_conversation)
+        sb.new_requested.connect(self.new_chat)
+        sb.rename_requested.connect(self.rename_conversation)
+        sb.pin_requested.connect(self.pin_conversation)
+        sb.delete_requested.connect(self.delete_conversation)
+        sb.restore_requested.connect(self.restore_conversation)
+        sb.purge_requested.connect(self.purge_conversation)
+        self.picker.model_chosen.connect(self.load_model)
+        self.picker.manager_requested.connect(self.open_model_manager)
+        self.settings_button.clicked.connect(self.open_settings)
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.chat.action.connect(self.on_chat_action)
+        w = self.host.worker
+        w.backend_ready.connect(lambda name: self.backend_label.setText(f"Backend: {name}"))
+        w.loaded.connect(self.on_loaded)
+        w.load_failed.connect(self.on_load_failed)
+        w.reply_started.connect(self.on_reply_started)
+        w.chunk.connect(self.chat.append_chunk)
+        w.reply_finished.connect(self.on_reply_finished)
+        w.request_failed.connect(self.on_request_failed)
+        w.counted.connect(self.on_counted)
+        w.prompt_ready.connect(self.on_prompt_ready)
+        for keys, slot in (
+            ("Ctrl+N", self.new_chat),
+            ("Ctrl+F", self.focus_search),
+            ("Ctrl+L", self.composer.edit.setFocus),
+            ("Esc", self.stop),
+            ("Ctrl+Shift+C", self.copy_last_reply),
+            ("Ctrl+,", self.open_settings),
+        ):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    def focus_search(self) -> None:
+        self.sidebar.trash_button.setChecked(False)
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    def apply_font(self) -> None:
+        font = QFont(self.chat.font())
+        font.setPointSize(self.settings.font_size)
+        self.chat.setFont(font)
+        self.chat.document().setDefaultFont(font)
+        self.composer.edit.setFont(font)
+
+    def show_error(self, message: str, key: str = "error") -> Any:
+        return self.banners.show_banner(message, "error", key)
+
+    # -- conversations -------------------------------------------------------------------------
+    def rename_conversation(self, conv_id: int, title: str) -> None:
+        try:
+            self.store.rename(conv_id, title)
+        except UserError as err:
+            self.show_error(str(err))
+        self.sidebar.refresh()
+
+    def pin_conversation(self, conv_id: int, pinned: bool) -> None:
+        self.store.set_pinned(conv_id, pinned)
+        self.sidebar.refresh()
+
+    def delete_conversation(self, conv_id: int) -> None:
+        conv = self.store.trash(conv_id)
+        if conv_id == self.conv_id:
+            self.show_conversation(None)
+        self.sidebar.refresh()
+        banner = self.banners.show_banner(
+            f"“{conv.display_title}” moved to Trash.", "info", key="undo", timeout_ms=15_000
+        )
+        banner.add_action("Undo", lambda: self.restore_conversation(conv_id))
+
+    def restore_conversation(self, conv_id: int) -> None:
+        self.store.restore(conv_id)
+        self.sidebar.refresh()
+        self.open_conversation(conv_id, 0)
+
+    def purge_conversation(self, conv_id: int) -> None:
+        self.store.delete_forever(conv_id)
+        self.sidebar.refresh()
+
+    # -- dialogs -------------------------------------------------------------------------------
+    def open_model_manager(self) -> None:
+        from app.ui.model_manager import ModelManager
+
+        dialog = getattr(self, "_manager", None)
+        if dialog is None:
+            dialog = ModelManager(self.settings, self)
+            dialog.installed_changed.connect(lambda: self.picker.refresh(self.settings.context_size))
+            dialog.use_model.connect(self.load_model)
+            self._manager = dialog
+        dialog.show()
+        dialog.raise_()
+
+    def open_settings(self) -> None:
+        from app.ui.settings_dialog import SettingsDialog
+
+        conv = self.store.get_conversation(self.conv_id) if self.conv_id else None
+        system = conv.system_prompt if conv else self.settings.default_system_prompt
+        dialog = SettingsDialog(system, self.current_sampling(), self.settings, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        sampling = dialog.sampling().to_dict()
+        if conv is not None:
+            self.store.update_settings(conv.id, system_prompt=dialog.system_prompt(),
+                                       sampling=sampling)
+        self.settings.default_system_prompt = dialog.system_prompt()
+        self.settings.sampling = sampling
+        reload = dialog.apply_app_settings()
+        try:
+            app_settings.save(self.settings)
+        except UserError as err:
+            self.show_error(str(err))
+        self.apply_font()
+        if reload and self.picker.current_path():
+            self.load_model(self.picker.current_path())
+        else:
+            self.request_count()
+
+    # -- window state --------------------------------------------------------------------------
+    def _restore_state(self) -> None:
+        qs = window_settings()
+        geometry = qs.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        sizes = qs.value("splitter")
+        if sizes is not None:
+            self.splitter.restoreState(sizes)
+        last = qs.value("last_conversation")
+        try:
+            conv_id = int(str(last)) if last not in (None, "") else 0
+        except ValueError:
+            conv_id = 0
+        if conv_id:
+            self.open_conversation(conv_id, 0)
+
+    def save_state(self) -> None:
+        qs = window_settings()
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("splitter", self.splitter.saveState())
+        qs.setValue("last_conversation", self.conv_id or "")
+        qs.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.save_state()
+        manager = getattr(self, "_manager", None)
+        if manager is not None:
+            manager.shutdown()
+        self.host.close()
+        if not self.store.closed:
+            self.store.close()
+        super().closeEvent(event)

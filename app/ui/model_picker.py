@@ -1,0 +1,129 @@
+"""The toolbar's model picker: installed models and the starter, with size and fit verdict."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from app.ui.tasks import model_file_lock, run_in_background
+
+log = logging.getLogger(__name__)
+GET_MODELS = "__get_models__"
+
+
+def human_size(n: int | float | None) -> str:
+    if not n:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def installed_models() -> list[Any]:
+    """Installed models (the hub's registry: starter first); never raises."""
+    try:
+        from app.hub import installed
+
+        return [m for m in installed.list_installed() if m.exists]
+    except Exception:
+        log.exception("cannot list installed models")
+        return []
+
+
+class ModelPicker(QComboBox):
+    """Lists models by path; "Get models…" at the end opens the model manager."""
+
+    model_chosen = Signal(str)  # path
+    manager_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelPicker")
+        self.setAccessibleName("Model")
+        self.setToolTip("Model used for the next reply")
+        self.setMinimumContentsLength(44)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.verdicts: dict[str, str] = {}
+        self.models: list[Any] = []
+        self._current = ""
+        self._filling = False
+        self.n_ctx = 4096
+        self.activated.connect(self._activated)
+
+    def refresh(self, n_ctx: int | None = None) -> None:
+        """Re-read the installed models; fit verdicts are worked out in the background."""
+        if n_ctx:
+            self.n_ctx = n_ctx
+        self.models = installed_models()
+        self._filling = True
+        self.clear()
+        for model in self.models:
+            self.addItem(self._label(model), str(model.path))
+        self.insertSeparator(self.count())
+        self.addItem("Get models…", GET_MODELS)
+        self._filling = False
+        self.select_path(self._current)
+        paths = [str(m.path) for m in self.models if str(m.path) not in self.verdicts]
+        if paths:
+            ctx = self.n_ctx
+            run_in_background(lambda: self._verdicts(paths, ctx), self._got_verdicts)
+
+    def _label(self, model: Any) -> str:
+        verdict = self.verdicts.get(str(model.path))
+        size = human_size(model.size_bytes)
+        return f"{model.name} — {size}" + (f" — {verdict}" if verdict else "")
+
+    @staticmethod
+    def _verdicts(paths: list[str], n_ctx: int) -> dict[str, str]:
+        from app import planner
+
+        out: dict[str, str] = {}
+        for path in paths:
+            try:
+                with model_file_lock:
+                    out[path] = planner.plan_for_file(path, n_ctx).short
+            except Exception as err:
+                log.info("no verdict for %s: %s", path, err)
+                out[path] = "unreadable file"
+        return out
+
+    def _got_verdicts(self, verdicts: dict[str, str]) -> None:
+        self.verdicts.update(verdicts)
+        for index, model in enumerate(self.models):
+            if index < self.count():
+                self.setItemText(index, self._label(model))
+
+    def select_path(self, path: str | None) -> None:
+        self._current = path or ""
+        index = self.findData(self._current) if path else -1
+        self._filling = True
+        if index >= 0:
+            self.setCurrentIndex(index)
+        self._filling = False
+
+    def current_path(self) -> str:
+        return self._current
+
+    def name_for(self, path: str) -> str:
+        for model in self.models:
+            if str(model.path) == path:
+                return str(model.name)
+        return Path(path).name
+
+    def _activated(self, index: int) -> None:
+        if self._filling:
+            return
+        data = self.itemData(index)
+        if data == GET_MODELS:
+            self.select_path(self._current)
+            self.manager_requested.emit()
+        elif data and data != self._current:
+            self._current = str(data)
+            self.model_chosen.emit(self._current)

@@ -1,0 +1,162 @@
+"""Settings: the conversation's system prompt and sampling, and app-wide context/GPU/font choices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, Sampling
+from app.errors import SettingsError
+
+
+def _double(low: float, high: float, step: float, value: float) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setDecimals(2)
+    box.setValue(value)
+    return box
+
+
+def _int(low: int, high: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
+class SettingsDialog(QDialog):
+    """Edits a conversation's settings and the app settings; validated before it closes."""
+
+    def __init__(self, system_prompt: str, sampling: Sampling, app_settings: Any,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.app_settings = app_settings
+        self.system = QPlainTextEdit(system_prompt)
+        self.system.setAccessibleName("System prompt")
+        self.system.setPlaceholderText("Optional instructions the model sees before the chat")
+        self.system.setTabChangesFocus(True)
+        preset = QPushButton("Use Llama-2 default")
+        preset.setToolTip("Meta's default Llama-2-chat system prompt")
+        preset.clicked.connect(lambda: self.system.setPlainText(LLAMA2_DEFAULT_SYSTEM_PROMPT))
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.system.clear)
+        self.temperature = _double(0.0, 5.0, 0.05, sampling.temperature)
+        self.top_p = _double(0.0, 1.0, 0.05, sampling.top_p)
+        self.top_k = _int(0, 100_000, sampling.top_k)
+        self.repeat_penalty = _double(0.5, 3.0, 0.05, sampling.repeat_penalty)
+        self.max_tokens = _int(1, 131_072, sampling.max_tokens)
+        self.random_seed = QCheckBox("Random")
+        self.seed = _int(0, 2**31 - 1, sampling.seed or 0)
+        self.random_seed.setChecked(sampling.seed is None)
+        self.seed.setEnabled(sampling.seed is not None)
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self._min_p = sampling.min_p
+
+        conv = QGroupBox("This conversation")
+        form = QFormLayout(conv)
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(preset)
+        buttons_row.addWidget(clear)
+        buttons_row.addStretch(1)
+        form.addRow("System prompt", self.system)
+        form.addRow("", self._wrap(buttons_row))
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top p", self.top_p)
+        form.addRow("Top k (0 = off)", self.top_k)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Max new tokens", self.max_tokens)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.random_seed)
+        form.addRow("Seed", self._wrap(seed_row))
+
+        self.context = _int(256, 1_048_576, app_settings.context_size)
+        self.context.setSingleStep(512)
+        self.auto_gpu = QCheckBox("Automatic")
+        self.gpu_layers = _int(-1, 1000, app_settings.gpu_layers if app_settings.gpu_layers
+                               is not None else -1)
+        self.gpu_layers.setToolTip("-1 = all layers, 0 = CPU only")
+        self.auto_gpu.setChecked(app_settings.gpu_layers is None)
+        self.gpu_layers.setEnabled(app_settings.gpu_layers is not None)
+        self.auto_gpu.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
+        self.font_size = _int(6, 48, app_settings.font_size)
+        app = QGroupBox("App (context and GPU layers apply when the model is next loaded)")
+        app_form = QFormLayout(app)
+        app_form.addRow("Context size (tokens)", self.context)
+        gpu_row = QHBoxLayout()
+        gpu_row.addWidget(self.gpu_layers, 1)
+        gpu_row.addWidget(self.auto_gpu)
+        app_form.addRow("GPU layers", self._wrap(gpu_row))
+        app_form.addRow("Font size", self.font_size)
+        app_form.addRow("Theme", QLabel("Follows the system (light or dark)"))
+
+        self.error = QLabel("")
+        self.error.setStyleSheet("color:#c0392b;")
+        self.error.setWordWrap(True)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(conv)
+        layout.addWidget(app)
+        layout.addWidget(self.error)
+        layout.addWidget(box)
+        self.resize(560, 640)
+
+    @staticmethod
+    def _wrap(row: QHBoxLayout) -> QWidget:
+        widget = QWidget()
+        row.setContentsMargins(0, 0, 0, 0)
+        widget.setLayout(row)
+        return widget
+
+    def sampling(self) -> Sampling:
+        return Sampling(
+            temperature=round(self.temperature.value(), 2), top_p=round(self.top_p.value(), 2),
+            top_k=self.top_k.value(), min_p=self._min_p,
+            repeat_penalty=round(self.repeat_penalty.value(), 2),
+            max_tokens=self.max_tokens.value(),
+            seed=None if self.random_seed.isChecked() else self.seed.value(),
+        )
+
+    def system_prompt(self) -> str:
+        return self.system.toPlainText().strip()
+
+    def apply_app_settings(self) -> bool:
+        """Copy the app fields into the settings object; True when a reload is needed."""
+        s = self.app_settings
+        gpu = None if self.auto_gpu.isChecked() else self.gpu_layers.value()
+        reload = s.context_size != self.context.value() or s.gpu_layers != gpu
+        s.context_size, s.gpu_layers, s.font_size = self.context.value(), gpu, self.font_size.value()
+        return reload
+
+    def accept(self) -> None:
+        try:
+            sampling = self.sampling()
+            if sampling.max_tokens >= self.context.value():
+                raise SettingsError(
+                    f"Max new tokens ({sampling.max_tokens:,}) must be below the context size "
+                    f"({self.context.value():,})."
+                )
+        except SettingsError as err:
+            self.error.setText(str(err))
+            return
+        super().accept()
