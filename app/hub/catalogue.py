@@ -10,10 +10,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import paths
 from app.hub.client import RepoListing
+
+if TYPE_CHECKING:
+    from app.hardware import Hardware
+    from app.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +188,12 @@ def refresh(repo_id: str, token: str | None) -> list[CatalogueFile]:
     store_listing(listing)
     files = {f.filename: {"size": f.size, "sha256": f.sha256} for f in listing.files}
     return files_from_listing(repo_id, files)
+
+
+def plan_for(file: CatalogueFile, n_ctx: int, hardware: Hardware) -> Plan | None:
+    """The fit verdict for a file before download (None when its size or shape is unknown)."""
+    from app.planner import ModelShape, plan
+
+    if not file.size_class or not file.size_bytes:
+        return None
+    return plan(ModelShape.known(file.size_class, weights_bytes=file.size_bytes), n_ctx, hardware)
