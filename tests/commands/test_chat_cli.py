@@ -46,7 +46,6 @@ def test_interactive_keeps_the_conversation_and_continue(llama_desk_home: Path) 
                stdin="My name is Ada.\nWhat is my name?\n")
     assert proc.returncode == 0, proc.stderr
     # Turn 2 reused turn 1's tokens: the conversation was kept in the engine between turns.
-    assert "(0 reused)" in proc.stderr.splitlines()[1] or "reused" in proc.stderr
     stats = [line for line in proc.stderr.splitlines() if "reused" in line]
     assert len(stats) == 2 and "(0 reused)" not in stats[1]
     with Store.open() as store:
@@ -55,7 +54,9 @@ def test_interactive_keeps_the_conversation_and_continue(llama_desk_home: Path) 
     again = cli(llama_desk_home, "chat", "--continue", str(conv.id), "--max-tokens", "8",
                 "--stats", "One more?")
     assert again.returncode == 0, again.stderr
-    assert "prompt" in again.stderr
+    # The continued prompt carries the stored history: far more tokens than "One more?" alone.
+    prompt_tokens = int(again.stderr.split("prompt ")[1].split(" tokens")[0])
+    assert prompt_tokens > 40
     with Store.open() as store:
         branch = store.current_branch(conv.id)
         assert len(branch) == 6 and branch[4].content == "One more?"
@@ -76,9 +77,7 @@ def test_ctrl_c_stops_the_reply_not_the_program(llama_desk_home: Path) -> None:
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
-    proc.stdin.write("Hi\n")
-    proc.stdin.close()
-    out, err = proc.communicate(timeout=180)
+    _, err = proc.communicate("Hi\n", timeout=180)
     assert proc.returncode == 0, err
     assert "[stopped]" in err
     with Store.open() as store:
