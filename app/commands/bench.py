@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 from typing import Any
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     options = replace(options, n_ctx=args.ctx or options.n_ctx,
                       n_gpu_layers=args.gpu_layers if args.gpu_layers is not None
                       else options.n_gpu_layers)
-    result = decode_bench(path, options, runs=max(1, args.runs), max_tokens=args.tokens,
+    result = decode_bench(Path(path), options, runs=max(1, args.runs), max_tokens=args.tokens,
                           vs_raw=args.vs_raw)
     print(f"model: {path}")
     print(f"prompt: {result.prompt_tokens} tokens; runs: {len(result.engine_tps)}")

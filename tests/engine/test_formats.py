@@ -29,13 +29,13 @@ def reference_chat_completion_tokens(dialog: list[dict[str, str]], llm: Any) -> 
         return ([llm.token_bos()] if bos else []) + t + ([llm.token_eos()] if eos else [])
 
     if dialog[0]["role"] == "system":
-        dialog = [
+        dialog = [  # noqa: RUF005 (verbatim from the reference)
             {"role": dialog[1]["role"],
              "content": B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"]}
         ] + dialog[2:]
     assert all(m["role"] == "user" for m in dialog[::2]) and all(
         m["role"] == "assistant" for m in dialog[1::2])
-    dialog_tokens: list[int] = sum(
+    dialog_tokens: list[int] = sum(  # noqa: RUF017 (verbatim from the reference)
         [
             encode(f"{B_INST} {(prompt['content']).strip()} {E_INST} {(answer['content']).strip()} ",
                    bos=True, eos=True)
