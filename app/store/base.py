@@ -34,7 +34,7 @@ def environment_error(path: Path | None, err: sqlite3.Error) -> StoreError | Non
 class StoreBase:
     """Holds the sqlite3 connection (autocommit mode) and opens short write transactions."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
         self._depth = 0

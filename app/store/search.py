@@ -7,11 +7,15 @@ import re
 from app.store.base import StoreBase
 from app.store.models import SearchHit
 
+# Ranking every match of a word found in most messages would take seconds on a large history;
+# such queries are ranked among the RANK_WINDOW most recent matching messages.
+RANK_WINDOW = 10_000
+
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+")
 
 
-def fts_query(text: str, prefix_last: bool = True) -> str | None:
+def fts_query(text: str, prefix_last: bool = False) -> str | None:
     """A safe FTS5 MATCH expression for what the user typed, or None when it has no words.
 
     Every word is quoted, so FTS5 syntax in user input (``AND``, ``"``, ``*``, ``NEAR``,
@@ -44,11 +48,17 @@ class SearchMixin(StoreBase):
         *,
         conversation_id: int | None = None,
         include_trashed: bool = False,
+        prefix: bool = False,
         marks: tuple[str, str] = ("[", "]"),
         snippet_tokens: int = 12,
     ) -> list[SearchHit]:
-        """Best matches first (bm25). Snippets wrap matched words in ``marks``."""
-        expression = fts_query(query)
+        """Best matches first (bm25). Snippets wrap matched words in ``marks``.
+
+        With ``prefix`` the last word also matches longer words (search as you type; slower
+        for short, common beginnings). A query matching more than RANK_WINDOW messages is
+        ranked among the most recent RANK_WINDOW of them, which keeps every query fast.
+        """
+        expression = fts_query(query, prefix_last=prefix)
         if expression is None or limit <= 0:
             return []
         where = ["messages_fts MATCH ?"]
@@ -58,6 +68,23 @@ class SearchMixin(StoreBase):
         if conversation_id is not None:
             where.append("m.conversation_id = ?")
             params.append(conversation_id)
+            low, high = self._conn.execute(
+                "SELECT min(id), max(id) FROM messages WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchone()
+            if low is None:
+                return []
+            where.append("messages_fts.rowid BETWEEN ? AND ?")
+            params += [low, high]
+        else:
+            cutoff = self._conn.execute(
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
+                " ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (expression, RANK_WINDOW - 1),
+            ).fetchone()
+            if cutoff is not None:
+                where.append("messages_fts.rowid >= ?")
+                params.append(cutoff[0])
         params.append(limit)
         rows = self._conn.execute(
             "SELECT m.conversation_id, c.title, m.id, m.role,"

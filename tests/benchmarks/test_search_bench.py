@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.store import Store
@@ -16,12 +17,14 @@ CONVERSATIONS = 10_000
 MESSAGES_PER_CONVERSATION = 50
 TARGET_MEDIAN_MS = 50.0
 
-REAL_WORDS = (
-    "walrus arctic python database sqlite memory thread model token generate answer question "
-    "recipe garden travel budget invoice kernel compile network router keyboard window export "
-    "import history search branch reply assistant summary translate poem story chapter ocean "
-    "mountain river forest winter summer coffee bread cheese violin guitar piano chess tennis"
-).split()
+REAL_WORDS = [
+    "walrus", "arctic", "python", "database", "sqlite", "memory", "thread", "model", "token",
+    "generate", "answer", "question", "recipe", "garden", "travel", "budget", "invoice",
+    "kernel", "compile", "network", "router", "keyboard", "window", "export", "import",
+    "history", "search", "branch", "reply", "assistant", "summary", "translate", "poem", "story",
+    "chapter", "ocean", "mountain", "river", "forest", "winter", "summer", "coffee", "bread",
+    "cheese", "violin", "guitar", "piano", "chess", "tennis",
+]
 SYLLABLES = "ka lo mi ne ru ta shi vo pe da gri fen tor bal sim quo lex zan mur"
 
 
@@ -60,7 +63,7 @@ def build(path: Path) -> tuple[float, int]:
             ),
         )
 
-        def rows():  # type: ignore[no-untyped-def]
+        def rows() -> Iterator[tuple[object, ...]]:
             message_id = 0
             for c in range(CONVERSATIONS):
                 parent = None
@@ -93,14 +96,17 @@ def test_search_speed(tmp_path: Path) -> None:
     assert count == CONVERSATIONS * MESSAGES_PER_CONVERSATION
     queries = [
         "walrus", "arctic ocean", "python thread", "recipe", "invoice budget", "violin",
-        "chess", '"coffee bread"', "kernel compile", "garden", "tra", "summ", "export history",
+        "chess", '"coffee bread"', "kernel compile", "garden", "export history",
         "poem", "mountain river", "keyboard", "zzzznotthere", "the", "AND", '"foo',
     ]
+    prefixed = ["tra", "summ", "keyb"]  # search-as-you-type (prefix=True)
     # Words of the generated vocabulary at several frequency levels.
     rng = random.Random(1234)
     words = vocabulary(rng)
     queries += [words[i] for i in (0, 3, 20, 100, 500, 2000, 3900)]
     queries += [f"{words[10]} {words[200]}", f"{words[50]} {words[1500]}"]
+    prefixed += [w[:4] for w in (words[5], words[300])]
+    queries += [q for q in prefixed if q not in queries]
     timings: dict[str, float] = {}
     hits: dict[str, int] = {}
     with Store.open(path) as store:
@@ -109,12 +115,13 @@ def test_search_speed(tmp_path: Path) -> None:
             samples = []
             for _ in range(3):
                 began = time.perf_counter()
-                results = store.search(query, limit=50)
+                results = store.search(query, limit=50, prefix=query in prefixed)
                 samples.append((time.perf_counter() - began) * 1000)
             timings[query] = statistics.median(samples)
             hits[query] = len(results)
     for query in queries:
-        print(f"  {query!r:<28} {timings[query]:7.1f} ms  {hits[query]:3d} hits")
+        mark = " (prefix)" if query in prefixed else ""
+        print(f"  {query!r:<28} {timings[query]:7.1f} ms  {hits[query]:3d} hits{mark}")
     values = sorted(timings.values())
     median = statistics.median(values)
     p90 = values[int(len(values) * 0.9)]

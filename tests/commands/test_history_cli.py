@@ -116,8 +116,9 @@ def test_rename_pin_delete_restore_trash(filled: dict[str, int], capsys: pytest.
 def test_empty_trash(filled: dict[str, int], capsys: pytest.CaptureFixture[str],
                      monkeypatch: pytest.MonkeyPatch) -> None:
     cli.main(["history", "delete", str(filled["eggs"])])
-    monkeypatch.setattr(sys, "stdin", open(os.devnull))  # not a terminal: no prompt
-    assert cli.main(["history", "empty-trash"]) == 1
+    with open(os.devnull) as devnull:
+        monkeypatch.setattr(sys, "stdin", devnull)  # not a terminal: no prompt
+        assert cli.main(["history", "empty-trash"]) == 1
     assert "--yes" in capsys.readouterr().err
     assert cli.main(["history", "empty-trash", "--yes"]) == 0
     assert "Deleted 1 conversation for good." in capsys.readouterr().out

@@ -64,7 +64,7 @@ def test_write_waits_for_another_process_holding_the_lock(db_path: Path) -> None
         began = time.monotonic()
         msg = store.add_user_message(conv.id, "written after the other process commits")
         waited = time.monotonic() - began
-        out, err = holder.communicate(timeout=30)
+        _, err = holder.communicate(timeout=30)
         assert holder.returncode == 0, err
         assert waited > 0.5  # it waited (busy timeout) instead of failing
         assert store.get_message(msg.id).content.startswith("written after")

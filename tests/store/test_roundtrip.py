@@ -33,12 +33,12 @@ samplings = st.fixed_dictionaries(
 @st.composite
 def conversations(draw: st.DrawFn) -> dict[str, Any]:
     count = draw(st.integers(0, 12))
-    messages = []
+    messages: list[dict[str, Any]] = []
     for i in range(count):
         state = draw(st.sampled_from(["complete", "interrupted", "cancelled", "error"]))
         messages.append({
             "id": draw(st.integers(0, 10**9)) * 100 + i,  # unique, arbitrary order
-            "parent": None if i == 0 or draw(st.booleans()) and draw(st.booleans())
+            "parent": None if i == 0 or (draw(st.booleans()) and draw(st.booleans()))
             else messages[draw(st.integers(0, i - 1))]["id"],
             "role": draw(st.sampled_from(["system", "user", "assistant"])),
             "content": draw(text),

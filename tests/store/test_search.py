@@ -22,7 +22,8 @@ def filled(store: Store) -> Store:
 
 def test_ranked_results_with_highlighted_snippets(filled: Store) -> None:
     hits = filled.search("walrus")
-    assert len(hits) == 3
+    assert len(hits) == 2  # porter does not stem "walruses" to "walrus"...
+    assert len(filled.search("walrus", prefix=True)) == 3  # ...a prefix search finds it
     assert hits[0].conversation_title == "Walruses" and hits[0].role == "assistant"
     assert "[Walrus]" in hits[0].snippet and "[walrus]" in hits[0].snippet
     assert [h.rank for h in hits] == sorted(h.rank for h in hits)  # best (lowest bm25) first
@@ -34,7 +35,8 @@ def test_ranked_results_with_highlighted_snippets(filled: Store) -> None:
 
 def test_stemming_prefix_and_accents(filled: Store) -> None:
     assert len(filled.search("boiling")) == 1  # porter stemmer: boil
-    assert len(filled.search("arct")) == 1  # the last word is a prefix
+    assert filled.search("arct") == []
+    assert len(filled.search("arct", prefix=True)) == 1  # search as you type
     conv = filled.create_conversation()
     filled.add_user_message(conv.id, "Crème brûlée recipe")
     assert len(filled.search("creme brulee")) == 1
@@ -46,12 +48,25 @@ def test_all_words_must_match_and_phrases(filled: Store) -> None:
     assert filled.search('"minutes nine"') == []
 
 
+def test_common_words_are_ranked_among_the_most_recent_matches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.store import search
+
+    monkeypatch.setattr(search, "RANK_WINDOW", 3)
+    conv = store.create_conversation()
+    ids = [store.add_user_message(conv.id, f"common word {i}").id for i in range(6)]
+    hits = store.search("common")
+    assert sorted(h.message_id for h in hits) == ids[-3:]
+    assert len(store.search("common", conversation_id=conv.id)) == 6
+
+
 def test_custom_marks_limit_and_scope(filled: Store) -> None:
     hits = filled.search("egg", marks=("<b>", "</b>"))
     assert hits and "<b>egg</b>" in hits[0].snippet
     assert len(filled.search("walrus", limit=2)) == 2
     walrus_id = filled.search("arctic")[0].conversation_id
-    scoped = filled.search("walrus", conversation_id=walrus_id)
+    scoped = filled.search("walrus", conversation_id=walrus_id, prefix=True)
     assert {h.conversation_id for h in scoped} == {walrus_id} and len(scoped) == 2
 
 
@@ -61,8 +76,8 @@ def test_custom_marks_limit_and_scope(filled: Store) -> None:
      "'; DROP TABLE messages; --", "\x00", "   ", "", "🦭", "foo\"bar", "NEAR(x y)", "{a b}:c"],
 )
 def test_syntax_in_user_input_never_raises(filled: Store, query: str) -> None:
-    hits = filled.search(query)
-    assert isinstance(hits, list)
+    for prefix in (False, True):
+        assert isinstance(filled.search(query, prefix=prefix), list)
     assert filled._conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 5
 
 
@@ -74,10 +89,10 @@ def test_operators_are_searched_as_words(filled: Store) -> None:
 
 
 def test_fts_query_quotes_every_term() -> None:
-    assert fts_query("hello world") == '"hello" "world"*'
-    assert fts_query("hello world", prefix_last=False) == '"hello" "world"'
-    assert fts_query('say "good morning" AND') == '"say" "good morning" "AND"*'
-    assert fts_query('"unclosed phrase') == '"unclosed phrase"'
+    assert fts_query("hello world") == '"hello" "world"'
+    assert fts_query("hello world", prefix_last=True) == '"hello" "world"*'
+    assert fts_query('say "good morning" AND', prefix_last=True) == '"say" "good morning" "AND"*'
+    assert fts_query('"unclosed phrase', prefix_last=True) == '"unclosed phrase"'
     assert fts_query("*** ---") is None
     assert fts_query('x"y') == '"x y"'  # one token with punctuation inside: a phrase
 
