@@ -26,15 +26,15 @@ def keyring_available() -> bool:
     """Whether a real keyring backend is configured (not keyring's "fail" or an empty chainer)."""
     try:
         import keyring
-        from keyring.backends import chainer, fail
+        from keyring.backends import chainer, fail, null
 
         backend = keyring.get_keyring()
+        if isinstance(backend, fail.Keyring | null.Keyring):
+            return False
+        return not (isinstance(backend, chainer.ChainerBackend) and not backend.backends)
     except Exception as err:  # a broken keyring install is "no keyring"
         log.warning("keyring unavailable: %s", type(err).__name__)
         return False
-    if isinstance(backend, fail.Keyring):
-        return False
-    return not (isinstance(backend, chainer.ChainerBackend) and not backend.backends)
 
 
 def _kr_get(key: str) -> str | None:

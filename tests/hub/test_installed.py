@@ -1,0 +1,101 @@
+"""Installed-model registry, name resolution for `--model`, and the catalogue's offline data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.errors import ModelFileError, UserError
+from app.hub import catalogue, installed
+from app.starter import STARTER_NAME
+from tests.hub.fixtures import tiny_gguf
+
+
+def test_starter_is_listed_and_default(starter_model: Path) -> None:
+    models = installed.list_installed()
+    assert models[0].name == STARTER_NAME and models[0].builtin
+    default = installed.default_model()
+    assert default is not None and default.path == starter_model
+    with pytest.raises(UserError, match="built in"):
+        installed.remove_model(STARTER_NAME)
+
+
+def test_import_resolve_and_remove(tmp_path: Path, starter_model: Path) -> None:
+    path = tmp_path / "llama-2-tiny.Q4_K_M.gguf"
+    tiny_gguf(path, payload_mib=0.5)
+    model = installed.import_model(path)
+    assert model.name == "llama-2-tiny.Q4_K_M" and model.source == "imported"
+    assert model.quantization == "Q4_K_M" and model.path == path.resolve()
+    assert installed.default_model() == model  # the newest added model wins over the starter
+    for query in ("llama-2-tiny.Q4_K_M", "LLAMA-2-TINY.q4_k_m", path.name, str(path)):
+        assert installed.resolve_model(query).path == path.resolve()
+    second = installed.import_model(tiny_gguf(tmp_path / "b.gguf") and tmp_path / "b.gguf",
+                                    name="llama-2-tiny.Q4_K_M")
+    assert second.name == "llama-2-tiny.Q4_K_M (2)"  # names stay unique
+    installed.remove_model(second.name)
+    assert (tmp_path / "b.gguf").exists()  # imported files are never deleted
+    with pytest.raises(UserError) as info:
+        installed.resolve_model("nope")
+    assert STARTER_NAME in str(info.value) and "llama-2-tiny.Q4_K_M" in str(info.value)
+
+
+def test_unregistered_path_resolves_and_bad_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loose.Q8_0.gguf"
+    tiny_gguf(path, payload_mib=0.2)
+    loose = installed.resolve_model(str(path))
+    assert loose.source == "path" and loose.quantization == "Q8_0"
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(ModelFileError):
+        installed.import_model(bad)
+    with pytest.raises(UserError):
+        installed.resolve_model(str(tmp_path / "missing.gguf"))
+
+
+def test_downloaded_model_removal_deletes_the_file(tmp_path: Path) -> None:
+    from app import paths
+
+    path = paths.models_dir() / "llama-2-7b-chat.Q2_K.gguf"
+    tiny_gguf(path, payload_mib=0.2)
+    installed.add_download(path, repo_id="TheBloke/Llama-2-7B-Chat-GGUF",
+                           filename=path.name, quantization="Q2_K", sha256="00" * 32)
+    shape = installed.shape_of(installed.resolve_model(path.name))
+    assert shape.n_layers == 2
+    removed = installed.remove_model("llama-2-7b-chat.Q2_K")
+    assert removed.source == "hub" and not path.exists()
+
+
+def test_catalogue_offline_facts() -> None:
+    models = catalogue.catalogue()
+    assert [m.size_class for m in models[:3]] == ["7B", "13B", "70B"]
+    q4_70 = catalogue.find("TheBloke/Llama-2-70B-Chat-GGUF", quant="Q4_K_M")
+    assert q4_70 is not None and q4_70.size_bytes == pytest.approx(41.42e9)
+    q8_70 = catalogue.find("TheBloke/Llama-2-70B-Chat-GGUF", quant="Q8_0")
+    assert q8_70 is not None and q8_70.parts == (
+        "llama-2-70b-chat.Q8_0.gguf-split-a", "llama-2-70b-chat.Q8_0.gguf-split-b")
+    assert all(len(m.files) == 12 for m in models[:3])
+
+
+@pytest.mark.parametrize(("name", "quant"), [
+    ("llama-2-7b-chat.Q4_K_M.gguf", "Q4_K_M"),
+    ("llama-2-70b-chat.Q6_K.gguf-split-b", "Q6_K"),
+    ("Meta-Llama-3-8B-Instruct-IQ2_XS.gguf", "IQ2_XS"),
+    ("model-f16.gguf", "F16"),
+    ("model.q8_0.gguf", "Q8_0"),
+    ("mystery.gguf", "?"),
+])
+def test_quant_from_file_name(name: str, quant: str) -> None:
+    assert catalogue.quant_of(name) == quant
+
+
+def test_listing_groups_split_parts() -> None:
+    files = catalogue.files_from_listing("someone/Llama-2-70B-x", {
+        "a.Q6_K.gguf-split-a": {"size": 10, "sha256": "1"},
+        "a.Q6_K.gguf-split-b": {"size": 5, "sha256": "2"},
+        "a.Q2_K.gguf": {"size": 3, "sha256": "3"},
+        "README.md": {"size": 1, "sha256": None},
+    })
+    assert [(f.filename, f.size_bytes, len(f.parts)) for f in files] == [
+        ("a.Q2_K.gguf", 3, 0), ("a.Q6_K.gguf", 15, 2)]
+    assert files[0].size_class == "70B"
