@@ -31,6 +31,10 @@ class ChatActions:
     banners: Any
     meter: Any
     state_label: Any
+    reply_done: Any
+    model_ready: Any
+    model_failed: Any
+    request_done: Any
 
     def _init_chat_state(self) -> None:
         self.conv_id: int | None = None
@@ -153,15 +157,15 @@ class ChatActions:
             self.banners.show_banner(
                 f"The reply failed: {done.result.error or msg.error}. Try again, or choose a "
                 "smaller context size or model in Settings.", "error", "reply")
-        if msg.conversation_id != self.conv_id:
-            return
-        self.branch = self.store.current_branch(msg.conversation_id)
-        if msg.sibling_count > 1 or before != done.dropped_messages:
-            self.render_branch()  # counters on alternates or the context marker changed
-        else:
-            self.chat.end_stream(msg)
-        self.sidebar.refresh()
-        self.request_count()
+        if msg.conversation_id == self.conv_id:
+            self.branch = self.store.current_branch(msg.conversation_id)
+            if msg.sibling_count > 1 or before != done.dropped_messages:
+                self.render_branch()  # counters on alternates or the context marker changed
+            else:
+                self.chat.end_stream(msg)
+            self.sidebar.refresh()
+            self.request_count()
+        self.reply_done.emit(done)
 
     def on_request_failed(self, _request_id: int, message: str) -> None:
         self.set_generating(False)
@@ -169,6 +173,7 @@ class ChatActions:
             self.banners.show_banner(message, "error", "reply")
         if self.conv_id:
             self.branch = self.store.current_branch(self.conv_id)
+        self.request_done.emit()
 
     # -- chat view actions ---------------------------------------------------------------------
     def on_chat_action(self, kind: str, message_id: int, _arg: int) -> None:
@@ -332,6 +337,7 @@ class ChatActions:
         except (UserError, OSError) as err:
             log.warning("settings not saved: %s", err)
         self.request_count()
+        self.model_ready.emit(info)
 
     def on_load_failed(self, message: str, still_loaded: Any) -> None:
         banner = self.banners.show_banner(message, "error", "load")
@@ -347,6 +353,7 @@ class ChatActions:
             self.model_state = "failed"
             self.composer.set_model_ready(False)
             self.state_label.setText(f"Model failed to load: {Path(self.picker.current_path()).name}")
+        self.model_failed.emit(message)
 
     def open_model_manager(self) -> None:
         raise NotImplementedError

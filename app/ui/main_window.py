@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
@@ -46,6 +46,11 @@ def window_settings() -> QSettings:
 
 class MainWindow(ChatActions, QMainWindow):
     """The whole app window. ``engine_factory`` builds the engine inside the model thread."""
+
+    reply_done = Signal(object)  # ReplyDone, after the window has shown it
+    model_ready = Signal(object)  # ModelInfo
+    model_failed = Signal(str)
+    request_done = Signal()  # a request ended without a reply (error or cancelled early)
 
     def __init__(self, engine_factory: Callable[[], Any] | None = None, *,
                  db_path: Path | None = None, auto_load: bool = True) -> None:
@@ -132,7 +137,8 @@ class MainWindow(ChatActions, QMainWindow):
         self.composer.stop_requested.connect(self.stop)
         self.chat.action.connect(self.on_chat_action)
         w = self.host.worker
-        w.backend_ready.connect(lambda name: self.backend_label.setText(f"Backend: {name}"))
+        # Bound methods only: a lambda would run in the worker thread (no receiver object).
+        w.backend_ready.connect(self.on_backend)
         w.loaded.connect(self.on_loaded)
         w.load_failed.connect(self.on_load_failed)
         w.reply_started.connect(self.on_reply_started)
@@ -152,6 +158,9 @@ class MainWindow(ChatActions, QMainWindow):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
+
+    def on_backend(self, name: str) -> None:
+        self.backend_label.setText(f"Backend: {name}")
 
     def focus_search(self) -> None:
         self.sidebar.trash_button.setChecked(False)

@@ -123,7 +123,7 @@ class Sidebar(QWidget):
                 for conv in self.store.list_trash():
                     self._add(conv.id, conv.display_title, editable=False)
             elif mode == "search":
-                hits = self.store.search(self.search.text(), limit=100, marks=("«", "»"))
+                hits = self.store.search(self.search.text(), limit=100, prefix=True, marks=("«", "»"))
                 self.title.setText(f"{len(hits)} matching message{'s' if len(hits) != 1 else ''}")
                 for hit in hits:
                     text = f"{hit.conversation_title or 'New conversation'}\n{snippet_text(hit.snippet)}"

@@ -1,0 +1,258 @@
+"""The main window on a scripted engine: send, stream, stop, regenerate, edit, delete, search."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from app.store import Store
+from app.ui.worker import ReplyDone
+from tests.ui.conftest import wait_idle
+from tests.ui.fakes import FakeEngine
+
+
+def send(qtbot: Any, window: Any, text: str) -> ReplyDone:
+    with qtbot.waitSignal(window.reply_done, timeout=30_000) as blocker:
+        window.composer.set_text(text)
+        qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    wait_idle(qtbot, window)
+    return blocker.args[0]
+
+
+def doc_text(window: Any) -> str:
+    return window.chat.toPlainText()
+
+
+def test_send_streams_reply_and_stores_it(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["Hello", " from", " the", " **fake**", " engine."], delay=0.02)
+    window = make_window(engine)
+    chunks: list[str] = []
+    window.host.worker.chunk.connect(lambda _mid, text: chunks.append(text))  # worker thread
+    done = send(qtbot, window, "Hi there")
+    assert done.message.state == "complete"
+    assert done.message.content == "Hello from the **fake** engine."
+    assert "".join(chunks) == done.message.content
+    text = doc_text(window)
+    assert "Hi there" in text and "Hello from the fake engine." in text  # Markdown rendered
+    assert "Starter (SmolLM2 135M)" in text and "5 tokens" in text  # the footer
+    assert window.composer.text() == ""
+    assert threading.get_ident() not in engine.thread_ids  # the model ran in the worker thread
+    with Store.open(window.db_path) as store:
+        branch = store.current_branch(window.conv_id)
+        assert [m.role for m in branch] == ["user", "assistant"]
+        assert branch[1].model_name == "Starter (SmolLM2 135M)"
+        assert store.get_conversation(window.conv_id).title == "Hi there"
+    assert window.meter.text().endswith("/ 4,096 tokens")
+    assert window.sidebar.list.count() == 1
+
+
+def test_stop_keeps_partial_text_and_labels_it(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine([f"w{i} " for i in range(400)], delay=0.01)
+    window = make_window(engine)
+    started: list[Any] = []
+    window.host.worker.reply_started.connect(started.append)  # runs in the worker thread
+    window.composer.set_text("Count")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(started) and "w3" in window.chat.live_text(), timeout=10_000)
+    assert window.composer.button.text() == "Stop"
+    with qtbot.waitSignal(window.reply_done, timeout=10_000) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    done: ReplyDone = blocker.args[0]
+    wait_idle(qtbot, window)
+    assert done.message.state == "cancelled"
+    assert 0 < done.result.generated_tokens < 400
+    assert "stopped" in doc_text(window)
+    assert window.composer.button.text() == "Send"
+
+
+def test_regenerate_keeps_alternates(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["First answer."])
+    window = make_window(engine)
+    first = send(qtbot, window, "Question")
+    engine.script = ["Second answer."]
+    with qtbot.waitSignal(window.reply_done, timeout=10_000):
+        window.on_chat_action("regen", first.message.id, 0)
+    wait_idle(qtbot, window)
+    assert window.branch[-1].content == "Second answer."
+    assert window.branch[-1].sibling_count == 2
+    assert "‹ 2/2 ›" in doc_text(window)
+    window.on_chat_action("prev", window.branch[-1].id, 0)
+    assert window.branch[-1].content == "First answer."
+    assert "‹ 1/2 ›" in doc_text(window)
+    window.on_chat_action("next", window.branch[-1].id, 0)
+    assert window.branch[-1].content == "Second answer."
+
+
+def test_edit_starts_a_branch_and_regenerates(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["Answer one."])
+    window = make_window(engine)
+    send(qtbot, window, "Original question")
+    user_id = window.branch[0].id
+    engine.script = ["Answer two."]
+    with qtbot.waitSignal(window.reply_done, timeout=10_000):
+        window.edit_message(user_id, "Edited question")
+    wait_idle(qtbot, window)
+    assert [m.content for m in window.branch] == ["Edited question", "Answer two."]
+    assert window.branch[0].sibling_count == 2
+    assert engine.requests[-1][-1].content == "Edited question"
+    window.on_chat_action("prev", window.branch[0].id, 0)
+    assert [m.content for m in window.branch] == ["Original question", "Answer one."]
+
+
+def test_delete_then_undo_and_trash_restore(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    send(qtbot, window, "Keep me")
+    conv_id = window.conv_id
+    window.delete_conversation(conv_id)
+    assert window.conv_id is None
+    assert window.sidebar.list.count() == 0
+    undo = [b for b in window.banners.banners if b.key == "undo"][0]
+    assert "moved to Trash" in undo.text
+    button = [b for b in undo.findChildren(type(window.composer.button)) if b.text() == "Undo"][0]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.sidebar.list.count() == 1
+    assert window.conv_id == conv_id
+    window.delete_conversation(conv_id)
+    window.sidebar.trash_button.setChecked(True)
+    assert window.sidebar.list.count() == 1
+    window.sidebar.list.setCurrentRow(0)
+    qtbot.mouseClick(window.sidebar.restore_button, Qt.MouseButton.LeftButton)
+    window.sidebar.trash_button.setChecked(False)
+    assert window.sidebar.list.count() == 1
+
+
+def test_search_finds_a_message_and_opens_it(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["Bananas are yellow."])
+    window = make_window(engine)
+    send(qtbot, window, "Tell me about fruit")
+    window.new_chat()
+    engine.script = ["Sky is blue."]
+    send(qtbot, window, "And the sky?")
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.sidebar.search.hasFocus()
+    qtbot.keyClicks(window.sidebar.search, "banan")
+    qtbot.waitUntil(lambda: window.sidebar.mode == "search" and window.sidebar.list.count() == 1,
+                    timeout=5000)
+    item = window.sidebar.list.item(0)
+    assert "«Bananas»" in item.text()
+    window.sidebar.list.itemActivated.emit(item)
+    assert window.branch[-1].content == "Bananas are yellow."
+
+
+def test_switch_model_mid_chat_records_each_model(qtbot: Any, make_window: Any, tmp_path: Any) -> None:
+    engine = FakeEngine(["One."])
+    window = make_window(engine)
+    send(qtbot, window, "First")
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    with qtbot.waitSignal(window.model_ready, timeout=10_000):
+        window.load_model(str(other))
+    assert window.model_state == "ready"
+    send(qtbot, window, "Second")
+    models = [m.model_name for m in window.branch if m.role == "assistant"]
+    assert models[0] == "Starter (SmolLM2 135M)"
+    assert models[1] == "other.gguf"
+    assert "other.gguf" in window.state_label.text()
+
+
+def test_load_failure_shows_banner_and_keeps_previous_model(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    with qtbot.waitSignal(window.model_failed, timeout=10_000):
+        window.load_model("/nowhere/missing.gguf")
+    assert any("does not exist" in t for t in window.banners.texts())
+    assert window.model_state == "ready"  # the previous model is still loaded
+
+
+def test_generation_error_is_a_banner_not_a_crash(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["a ", "b ", "c "])
+    engine.fail_at = 2
+    window = make_window(engine)
+    done = send(qtbot, window, "Go")
+    assert done.message.state == "error"
+    assert any("fake failure" in t for t in window.banners.texts())
+    assert "failed" in doc_text(window)
+
+
+def test_context_marker_when_old_messages_no_longer_fit(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["word " * 30], n_ctx=600)
+    window = make_window(engine)
+    window.settings.sampling = {**window.settings.sampling, "max_tokens": 500}
+    for i in range(4):
+        send(qtbot, window, f"question {i} " + "pad " * 20)
+    assert "no longer fit the model's context" in doc_text(window)
+    assert engine.requests and window.dropped[window.conv_id] > 0
+
+
+def test_keyboard_new_chat_newline_and_copy_last_reply(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine(["Copied reply."]))
+    send(qtbot, window, "Hello")
+    qtbot.keyClick(window, Qt.Key.Key_C,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert QGuiApplication.clipboard().text() == "Copied reply."
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.conv_id is None and window.chat.toPlainText() == ""
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(window.composer.edit, "line one")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer.edit, "line two")
+    assert window.composer.text() == "line one\nline two"
+    assert window.composer.button.isEnabled()
+    window.composer.set_text("   ")
+    assert not window.composer.button.isEnabled()
+
+
+def test_send_disabled_while_model_loads(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine()
+    gate = threading.Event()
+    original = engine.load
+
+    def slow_load(path: Any, options: Any = None) -> Any:
+        gate.wait(10)
+        return original(path, options)
+
+    engine.load = slow_load  # type: ignore[method-assign]
+    window = make_window(engine, wait_ready=False)
+    window.composer.set_text("hello")
+    assert window.model_state == "loading"
+    assert not window.composer.button.isEnabled()
+    assert "Loading" in window.state_label.text()
+    gate.set()
+    qtbot.waitUntil(lambda: window.model_state == "ready", timeout=10_000)
+    assert window.composer.button.isEnabled()
+
+
+def test_restores_geometry_splitter_and_last_conversation(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    send(qtbot, window, "Remember me")
+    conv_id = window.conv_id
+    window.resize(640, 480)
+    window.splitter.setSizes([300, 600])
+    sizes = window.splitter.sizes()
+    window.close()
+    again = make_window(FakeEngine())
+    assert again.conv_id == conv_id
+    assert "Remember me" in doc_text(again)
+    assert again.size().width() == 640
+    assert again.splitter.sizes() == sizes
+
+
+def test_first_run_invites_llama2_download(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    assert window.picker.current_path().endswith(".gguf")
+    assert "Starter" in window.picker.currentText()
+    assert any("Llama-2-chat 7B" in t for t in window.banners.texts())
+
+
+def test_prompt_inspector_shows_exact_prompt(qtbot: Any, make_window: Any) -> None:
+    from app.ui.inspector import PromptInspector
+
+    window = make_window(FakeEngine(["Reply."]))
+    done = send(qtbot, window, "Inspect me")
+    window.on_chat_action("prompt", done.message.id, 0)
+    dialogs = [w for w in window.findChildren(PromptInspector)]
+    assert dialogs
+    assert "<user>Inspect me</user>" in dialogs[-1].text.toPlainText()
+    assert "exactly as the model received it" in dialogs[-1].summary.text()
