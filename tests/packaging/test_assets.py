@@ -90,7 +90,7 @@ def test_make_icons_renders_the_svg(tmp_path: Path) -> None:
 
 
 @pytest.mark.qt_log_ignore("Cannot read file")
-def test_make_icons_rejects_a_broken_svg(tmp_path: Path) -> None:
+def test_make_icons_rejects_a_broken_svg(tmp_path: Path, qapp: object) -> None:
     sys.path.insert(0, str(ROOT / "packaging"))
     try:
         import make_icons

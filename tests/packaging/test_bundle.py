@@ -94,7 +94,9 @@ def python_locations() -> list[Path]:
                     "/usr/local/bin/python3*", "/usr/lib/*-linux-gnu/libpython3*",
                     "/usr/local/lib/libpython3*"):
         found.update(Path(p) for p in glob.glob(pattern))
-    return sorted(p for p in found if p.exists() and not p.is_symlink())
+    found = {p.resolve() for p in found if p.exists() and not p.is_symlink()}
+    # Covering a folder covers what is inside it (and mounting there afterwards would fail).
+    return sorted(p for p in found if not any(q in p.parents for q in found))
 
 
 def test_bundle_runs_with_every_python_hidden(bundle: Path, tmp_path: Path) -> None:
