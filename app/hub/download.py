@@ -113,36 +113,25 @@ def _load_meta(path: Path) -> PartMeta | None:
         return None
 
 
-class _Sink:
-    """Writes and hashes chunks on its own thread, so the socket is read while sha256 runs."""
+class _Hasher:
+    """Feeds sha256 on its own thread, so the socket and the disk keep going while it hashes."""
 
-    def __init__(self, fh: Any, hasher: Any) -> None:
-        self._fh, self._hasher = fh, hasher
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="download-sink", daemon=True)
+    def __init__(self, hasher: Any) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
+        self._thread = threading.Thread(target=self._run, name="download-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._fh.write(chunk)
-                    self._hasher.update(chunk)
-                except BaseException as err:
-                    self._error = err
+            self._hasher.update(chunk)
 
     def put(self, chunk: bytes) -> None:
-        if self._error is not None:
-            raise self._error
         self._queue.put(chunk)
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        self._fh.flush()
-        if self._error is not None:
-            raise self._error
 
 
 def _quarantine(part: Path, dest: Path) -> Path:
@@ -248,10 +237,12 @@ class _Fetch:
             return response
         raise ServerError(f"Too many redirects while downloading {self.remote.filename}.")
 
-    def _push(self, sink: _Sink, pieces: list[bytes], n: int) -> None:
+    def _push(self, fh: Any, hashing: _Hasher, pieces: list[bytes], n: int) -> None:
         if self.done + n > self.remote.size:
             raise ServerError(f"{self.remote.filename} is longer than announced.")
-        sink.put(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        fh.write(chunk)
+        hashing.put(chunk)
         self.done += n
         self.progress()
 
@@ -275,7 +266,7 @@ class _Fetch:
                     raise ServerError(f"{self.remote.filename} changed upstream; starting over.")
             mode = "ab" if self.done else "wb"
             with self.part.open(mode) as fh:
-                sink = _Sink(fh, self.hasher)
+                hashing = _Hasher(self.hasher)
                 pieces: list[bytes] = []
                 buffered = 0
                 try:
@@ -283,15 +274,15 @@ class _Fetch:
                         pieces.append(piece)
                         buffered += len(piece)
                         if buffered >= self.chunk_size:
-                            self._push(sink, pieces, buffered)
+                            self._push(fh, hashing, pieces, buffered)
                             pieces, buffered = [], 0
                             self.control.check()
                 finally:
                     try:
                         if pieces:  # keep what arrived before a drop
-                            self._push(sink, pieces, buffered)
+                            self._push(fh, hashing, pieces, buffered)
                     finally:
-                        sink.close()
+                        hashing.close()
         finally:
             response.close()
         if self.done < self.remote.size:
@@ -343,10 +334,28 @@ class _Fetch:
         return self.dest
 
 
+SOCKET_READ = 1024 * 1024
+
+
+def _raise_socket_read_size() -> None:
+    """Let httpcore read 1 MiB per recv instead of 64 KiB (process-wide, only ever larger).
+
+    Fewer Python round trips per byte pay for the sha256 computed while downloading; without
+    it the download runs ~30% slower than a plain GET on a busy two-core machine.
+    """
+    try:
+        from httpcore2._sync.http11 import HTTP11Connection
+    except ImportError:  # another httpcore layout: keep its default
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", SOCKET_READ) < SOCKET_READ:
+        HTTP11Connection.READ_NUM_BYTES = SOCKET_READ
+
+
 def new_http_client() -> Any:
     """An httpx client (the one huggingface_hub uses) that never follows redirects by itself."""
     import httpx2 as httpx
 
+    _raise_socket_read_size()
     return httpx.Client(follow_redirects=False, timeout=httpx.Timeout(60.0, connect=15.0))
 
 
