@@ -30,8 +30,8 @@ def test_import_resolve_and_remove(tmp_path: Path, starter_model: Path) -> None:
     assert installed.default_model() == model  # the newest added model wins over the starter
     for query in ("llama-2-tiny.Q4_K_M", "LLAMA-2-TINY.q4_k_m", path.name, str(path)):
         assert installed.resolve_model(query).path == path.resolve()
-    second = installed.import_model(tiny_gguf(tmp_path / "b.gguf") and tmp_path / "b.gguf",
-                                    name="llama-2-tiny.Q4_K_M")
+    tiny_gguf(tmp_path / "b.gguf")
+    second = installed.import_model(tmp_path / "b.gguf", name="llama-2-tiny.Q4_K_M")
     assert second.name == "llama-2-tiny.Q4_K_M (2)"  # names stay unique
     installed.remove_model(second.name)
     assert (tmp_path / "b.gguf").exists()  # imported files are never deleted

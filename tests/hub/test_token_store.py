@@ -39,7 +39,7 @@ def test_no_backend_detection() -> None:
     assert not token_store.keyring_available()
 
     class EmptyChainer(chainer.ChainerBackend):
-        backends = ()  # type: ignore[assignment]
+        backends = ()
 
     keyring.set_keyring(EmptyChainer())
     assert not token_store.keyring_available()
