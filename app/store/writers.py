@@ -29,6 +29,8 @@ def writer_alive(pid: int | None, started: float | None) -> bool:
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         return abs(proc.create_time() - started) < 1.0
+    except psutil.AccessDenied:  # another user's process: leave its reply alone
+        return True
     except psutil.Error:
         return False
 
