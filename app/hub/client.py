@@ -97,7 +97,7 @@ def with_retries(
     on_retry: Callable[[str], None] | None = None,
     map_err: Callable[[BaseException], HubError] | None = None,
 ) -> T:
-    """Call ``fn``; retry retryable hub errors with exponential backoff, then give up."""
+    """Call ``fn``; retry 5xx answers, timeouts and drops with exponential backoff, then give up."""
     attempt = 0
     while True:
         attempt += 1
@@ -107,7 +107,9 @@ def with_retries(
             err = raw if isinstance(raw, HubError) or map_err is None else map_err(raw)
             if not isinstance(err, HubError):
                 raise
-            if not is_retryable(err) or attempt >= policy.attempts:
+            # A Hub that cannot be reached at all fails fast here; only the download loop
+            # waits out a connection that drops mid-file.
+            if not isinstance(err, ServerError) or attempt >= policy.attempts:
                 if err is raw:
                     raise
                 raise err from raw
