@@ -97,6 +97,7 @@ class ChatView(QTextBrowser):
         self._live_settled = 0  # characters of the live text rendered for good
         self._tail_start = 0  # document position where the unsettled tail begins
         self._body_start = 0  # document position where the live message's body begins
+        self._tail_plain = 0  # characters of the tail shown as plain text (a long paragraph)
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
@@ -204,6 +205,7 @@ class ChatView(QTextBrowser):
         self._live_id = msg.id
         self._live_text = []
         self._live_settled = 0
+        self._tail_plain = 0
         if follow:
             self.scroll_to_bottom()
 
@@ -221,6 +223,7 @@ class ChatView(QTextBrowser):
         return self._live_text[0] if self._live_text else ""
 
     def _render_live(self) -> None:
+        """Render newly settled paragraphs once; redraw (or just extend) the unsettled tail."""
         if self._live_id is None:
             return
         self.render_count += 1
@@ -228,10 +231,8 @@ class ChatView(QTextBrowser):
         text = self.live_text()
         settled = settled_length(text)
         cursor = QTextCursor(self.document())
-        cursor.setPosition(self._tail_start)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
         if settled > self._live_settled:
+            self._clear_tail(cursor)
             piece = text[self._live_settled:settled]
             rendered = render_markdown(piece, self._live_id, self.dark)
             self.code_blocks.setdefault(self._live_id, []).extend(rendered.code_blocks)
@@ -239,14 +240,27 @@ class ChatView(QTextBrowser):
             cursor.insertBlock()
             self._live_settled = settled
             self._tail_start = cursor.position()
+            self._tail_plain = 0
         tail = text[self._live_settled:]
-        if tail:
-            if len(tail) <= LIVE_TAIL_MARKDOWN:
-                cursor.insertHtml(render_markdown(tail, self._live_id, self.dark).html)
+        if len(tail) > LIVE_TAIL_MARKDOWN:
+            if self._tail_plain:  # already plain text: append only what is new
+                cursor.movePosition(QTextCursor.MoveOperation.End)
+                cursor.insertText(tail[self._tail_plain:])
             else:
+                self._clear_tail(cursor)
                 cursor.insertText(tail)
+            self._tail_plain = len(tail)
+        elif tail:
+            self._clear_tail(cursor)
+            cursor.insertHtml(render_markdown(tail, self._live_id, self.dark).html)
+            self._tail_plain = 0
         if follow:
             self.scroll_to_bottom()
+
+    def _clear_tail(self, cursor: QTextCursor) -> None:
+        cursor.setPosition(self._tail_start)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
 
     def end_stream(self, msg: Any) -> None:
         """Replace the streamed text by the final rendering of the whole reply and its footer."""
