@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ if not sys.platform.startswith("linux"):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The built "Llama Desk" folder (built once for this module, in a temporary dist)."""
     out = tmp_path_factory.mktemp("bundle")
     started = time.monotonic()
@@ -33,7 +34,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     print(f"\nbundle built in {time.monotonic() - started:.0f} s: {done.stdout.strip().splitlines()[-1]}")
     shutil.rmtree(out / "build", ignore_errors=True)  # PyInstaller's work files: not needed now
-    return out / "dist" / "Llama Desk"
+    yield out / "dist" / "Llama Desk"
+    shutil.rmtree(out, ignore_errors=True)  # 350 MiB: not kept among pytest's old temp folders
 
 
 def bare_env(home: Path) -> dict[str, str]:
