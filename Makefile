@@ -36,5 +36,12 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev $(VOCAB)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""
 
+# A one-folder PyInstaller bundle in dist/Llama Desk/, then its own --self-test.
+bundle: $(VENV)/.base
+	$(PY) packaging/build.py --self-test
+
+screenshot: $(VENV)/.dev
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) packaging/screenshot.py resources/screenshot.png
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info
