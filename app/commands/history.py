@@ -8,15 +8,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.store.models import STATE_LABELS
+
 if TYPE_CHECKING:
     from app.store import Conversation, Store, StoredMessage
 
-STATE_LABELS = {
-    "partial": "being written",
-    "interrupted": "interrupted",
-    "cancelled": "stopped",
-    "error": "error",
-}
 
 
 def register(sub: Any) -> None:

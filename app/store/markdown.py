@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import time
 
-from app.store.models import Conversation, StoredMessage
+from app.store.models import STATE_LABELS, Conversation, StoredMessage
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
-STATE_LABELS = {
-    "partial": "being written",
-    "interrupted": "interrupted",
-    "cancelled": "stopped",
-    "error": "error",
-}
 
 
 def when(seconds: float) -> str:

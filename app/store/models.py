@@ -14,6 +14,13 @@ MESSAGE_STATES: tuple[str, ...] = ("complete", "partial", "interrupted", "cancel
 # add_user_message(parent_id=AUTO) appends after the conversation's current leaf.
 AUTO: Final = "auto"
 
+# How a message state is shown to people (history CLI, Markdown export, the window).
+STATE_LABELS: Final = {
+    "partial": "being written",
+    "interrupted": "interrupted",
+    "cancelled": "stopped",
+    "error": "error",
+}
 TITLE_MAX = 80  # characters kept when a title is derived from the first user message
 
 
