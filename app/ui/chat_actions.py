@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QInputDialog, QLineEdit
+from PySide6.QtWidgets import QInputDialog
 
 from app.engine.types import Message, Sampling
 from app.errors import SettingsError, UserError
@@ -68,10 +68,8 @@ class ChatActions:
         if conv.trashed_at is not None:
             return
         if message_id:
-            try:
+            with contextlib.suppress(UserError):
                 self.store.select_alternate(message_id)
-            except UserError:
-                pass
         self.show_conversation(conv_id, message_id)
 
     def render_branch(self) -> None:
@@ -327,8 +325,9 @@ class ChatActions:
         self.picker.select_path(str(info.path))
         self.composer.set_model_ready(True)
         where = "CPU" if info.n_gpu_layers == 0 else "GPU"
+        name = self.picker.name_for(str(info.path))
         self.state_label.setText(
-            f"Ready: {self.picker.name_for(str(info.path))} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
+            f"Ready: {name} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
         self.settings.model = str(info.path)
         try:
             from app import settings as app_settings

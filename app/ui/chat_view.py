@@ -105,7 +105,7 @@ class ChatView(QTextBrowser):
         self.render_count = 0
 
     # -- safety: nothing is ever fetched -------------------------------------------------------
-    def loadResource(self, kind: int, name: QUrl) -> Any:  # noqa: N802 (Qt override)
+    def loadResource(self, kind: int, name: QUrl | str) -> Any:
         return QByteArray()  # remote or local images and style sheets are never loaded
 
     def _on_anchor(self, url: QUrl) -> None:
@@ -136,6 +136,7 @@ class ChatView(QTextBrowser):
         return header_html(msg.role, msg.id) + self._body_html(msg)
 
     def _body_html(self, msg: Any) -> str:
+        blocks: list[str]
         if msg.role == "user":
             body, blocks = render_plain(msg.content), []
         else:

@@ -12,7 +12,7 @@ class ComposerEdit(QPlainTextEdit):
 
     submitted = Signal()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
             event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         ):
@@ -34,7 +34,7 @@ class Composer(QWidget):
         self.edit.setAccessibleName("Message")
         self.edit.setPlaceholderText("Message the model — Enter sends, Shift+Enter adds a line")
         self.edit.setTabChangesFocus(True)
-        self.edit.setMaximumHeight(110)
+        self.edit.setMaximumHeight(96)
         self.edit.setMinimumHeight(56)
         self.button = QPushButton("Send", self)
         self.button.setObjectName("sendButton")

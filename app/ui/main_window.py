@@ -270,7 +270,7 @@ class MainWindow(ChatActions, QMainWindow):
         qs.setValue("last_conversation", self.conv_id or "")
         qs.sync()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
         manager = getattr(self, "_manager", None)
         if manager is not None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DELAY_MS = 150
+PIN = "★ "  # pinned marker (in every common font, unlike an emoji)
 
 
 def snippet_text(snippet: str) -> str:
@@ -61,6 +62,7 @@ class Sidebar(QWidget):
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName("Conversations")
         self.list.setWordWrap(True)
+        self.list.setStyleSheet("QListWidget::item { padding: 4px 2px; }")
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.setEditTriggers(
             QListWidget.EditTrigger.EditKeyPressed | QListWidget.EditTrigger.DoubleClicked
@@ -133,7 +135,7 @@ class Sidebar(QWidget):
             else:
                 self.title.setText("Conversations")
                 for conv in self.store.list_conversations():
-                    label = ("📌 " if conv.pinned else "") + conv.display_title
+                    label = (PIN if conv.pinned else "") + conv.display_title
                     item = self._add(conv.id, label, editable=True)
                     item.setData(Qt.ItemDataRole.AccessibleTextRole, conv.display_title)
                     if conv.id == self.current_id:
@@ -179,7 +181,7 @@ class Sidebar(QWidget):
     def _changed(self, item: QListWidgetItem) -> None:
         if self._filling or self.mode != "list":
             return
-        title = item.text().removeprefix("📌 ").strip()
+        title = item.text().removeprefix(PIN).strip()
         self.rename_requested.emit(int(item.data(ID_ROLE)), title)
 
     def start_rename(self, conv_id: int) -> None:
@@ -187,7 +189,7 @@ class Sidebar(QWidget):
             item = self.list.item(row)
             if item.data(ID_ROLE) == conv_id:
                 self._filling = True
-                item.setText(item.text().removeprefix("📌 "))
+                item.setText(item.text().removeprefix(PIN))
                 self._filling = False
                 self.list.setCurrentItem(item)
                 self.list.editItem(item)
@@ -203,7 +205,7 @@ class Sidebar(QWidget):
             menu.addAction("Restore", lambda: self.restore_requested.emit(conv_id))
             menu.addAction("Delete forever", lambda: self.purge_requested.emit(conv_id))
         else:
-            pinned = item.text().startswith("📌 ")
+            pinned = item.text().startswith(PIN)
             menu.addAction("Rename", lambda: self.start_rename(conv_id))
             menu.addAction("Unpin" if pinned else "Pin",
                            lambda: self.pin_requested.emit(conv_id, not pinned))

@@ -263,17 +263,17 @@ class EngineHost(QObject):
     def __init__(self, engine_factory: Callable[[], Any], db_path: Path,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("model-worker")
+        self.model_thread = QThread()
+        self.model_thread.setObjectName("model-worker")
         self.worker = EngineWorker(engine_factory, db_path)
-        self.worker.moveToThread(self.thread)
+        self.worker.moveToThread(self.model_thread)
         self._load.connect(self.worker.load_model)
         self._generate.connect(self.worker.generate)
         self._count.connect(self.worker.count)
         self._render_prompt.connect(self.worker.render_prompt)
         self._detect.connect(self.worker.detect_backend)
         self._shutdown.connect(self.worker.shutdown)
-        self.thread.start()
+        self.model_thread.start()
         self._next_id = 0
         self.active_request = 0
 
@@ -303,10 +303,10 @@ class EngineHost(QObject):
 
     def close(self, timeout_ms: int = 10_000) -> None:
         """Cancel, free the model in its thread, and end the thread."""
-        if not self.thread.isRunning():
+        if not self.model_thread.isRunning():
             return
         self.worker.cancel(self._next_id)
         self._shutdown.emit()
-        self.thread.quit()
-        if not self.thread.wait(timeout_ms):
+        self.model_thread.quit()
+        if not self.model_thread.wait(timeout_ms):
             log.warning("model thread did not stop within %d ms", timeout_ms)

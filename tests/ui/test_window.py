@@ -109,9 +109,9 @@ def test_delete_then_undo_and_trash_restore(qtbot: Any, make_window: Any) -> Non
     window.delete_conversation(conv_id)
     assert window.conv_id is None
     assert window.sidebar.list.count() == 0
-    undo = [b for b in window.banners.banners if b.key == "undo"][0]
+    undo = next(b for b in window.banners.banners if b.key == "undo")
     assert "moved to Trash" in undo.text
-    button = [b for b in undo.findChildren(type(window.composer.button)) if b.text() == "Undo"][0]
+    button = next(b for b in undo.findChildren(type(window.composer.button)) if b.text() == "Undo")
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     assert window.sidebar.list.count() == 1
     assert window.conv_id == conv_id
@@ -256,3 +256,16 @@ def test_prompt_inspector_shows_exact_prompt(qtbot: Any, make_window: Any) -> No
     assert dialogs
     assert "<user>Inspect me</user>" in dialogs[-1].text.toPlainText()
     assert "exactly as the model received it" in dialogs[-1].summary.text()
+
+
+def test_get_models_opens_the_model_manager(qtbot: Any, make_window: Any) -> None:
+    from app.ui.model_manager import ModelManager
+    from app.ui.model_picker import GET_MODELS
+
+    window = make_window(FakeEngine())
+    index = window.picker.findData(GET_MODELS)
+    assert index > 0 and window.picker.itemText(index) == "Get models…"
+    window.picker.activated.emit(index)
+    dialogs = window.findChildren(ModelManager)
+    assert dialogs and dialogs[0].isVisible()
+    assert window.picker.current_path().endswith(".gguf")  # the selection did not move
