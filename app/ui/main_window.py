@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QFont, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app import APP_NAME, paths
 from app import settings as app_settings
 from app.errors import UserError
+from app.ui.application import is_dark
 from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
 from app.ui.chat_view import ChatView
@@ -66,6 +67,8 @@ class MainWindow(ChatActions, QMainWindow):
         self._connect()
         self._init_chat_state()
         self.apply_font()
+        self.chat.dark = is_dark()
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.on_theme_changed)
         self.sidebar.refresh()
         self._restore_state()
         self.host.detect_backend()
@@ -158,6 +161,12 @@ class MainWindow(ChatActions, QMainWindow):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
+
+    def on_theme_changed(self, *_args: Any) -> None:
+        """The OS switched light/dark: code colours follow (the palette is set by the app)."""
+        self.chat.dark = is_dark()
+        if not self.generating:
+            self.render_branch()
 
     def on_backend(self, name: str) -> None:
         self.backend_label.setText(f"Backend: {name}")

@@ -269,3 +269,87 @@ def test_get_models_opens_the_model_manager(qtbot: Any, make_window: Any) -> Non
     dialogs = window.findChildren(ModelManager)
     assert dialogs and dialogs[0].isVisible()
     assert window.picker.current_path().endswith(".gguf")  # the selection did not move
+
+
+def test_rename_in_place_and_pin(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    send(qtbot, window, "First chat")
+    window.new_chat()
+    send(qtbot, window, "Second chat")
+    first_id = window.store.list_conversations()[-1].id
+    window.sidebar.start_rename(first_id)
+    item = window.sidebar.list.currentItem()
+    item.setText("Renamed chat")  # what the in-place editor commits
+    assert window.store.get_conversation(first_id).title == "Renamed chat"
+    window.pin_conversation(first_id, True)
+    assert window.sidebar.list.item(0).text() == "★ Renamed chat"  # pinned first
+
+
+def test_settings_dialog_sets_system_prompt_and_sampling(qtbot: Any, make_window: Any,
+                                                        monkeypatch: Any) -> None:
+    from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT
+    from app.ui.settings_dialog import SettingsDialog
+
+    engine = FakeEngine(["ok"])
+    window = make_window(engine)
+    send(qtbot, window, "Hello")
+
+    def fake_exec(dialog: SettingsDialog) -> int:
+        dialog.system.setPlainText(LLAMA2_DEFAULT_SYSTEM_PROMPT)
+        dialog.temperature.setValue(0.2)
+        dialog.random_seed.setChecked(False)
+        dialog.seed.setValue(42)
+        dialog.font_size.setValue(14)
+        dialog.accept()
+        return int(SettingsDialog.DialogCode.Accepted)
+
+    monkeypatch.setattr(SettingsDialog, "exec", fake_exec)
+    window.open_settings()
+    conv = window.store.get_conversation(window.conv_id)
+    assert conv.system_prompt == LLAMA2_DEFAULT_SYSTEM_PROMPT
+    assert conv.sampling["temperature"] == 0.2 and conv.sampling["seed"] == 42
+    assert window.chat.font().pointSize() == 14
+    send(qtbot, window, "Again")
+    assert engine.requests[-1][0].role == "system"
+    assert engine.requests[-1][0].content == LLAMA2_DEFAULT_SYSTEM_PROMPT
+
+
+def test_settings_dialog_rejects_max_tokens_beyond_context(qtbot: Any) -> None:
+    from app.engine.types import Sampling
+    from app.settings import AppSettings
+    from app.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog("", Sampling(), AppSettings())
+    qtbot.add_widget(dialog)
+    dialog.max_tokens.setValue(8000)
+    dialog.accept()
+    assert "below the context size" in dialog.error.text()
+    assert dialog.result() != int(SettingsDialog.DialogCode.Accepted)
+
+
+def test_unexpected_error_becomes_a_banner(qtbot: Any, make_window: Any) -> None:
+    import app.ui.application as application
+
+    window = make_window(FakeEngine())
+    application._window = window
+    try:
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError as err:
+            application.excepthook(RuntimeError, err, err.__traceback__)
+    finally:
+        application._window = None
+    texts = window.banners.texts()
+    assert any("Something went wrong (RuntimeError: boom)" in t for t in texts)
+    assert not any("Traceback" in t for t in texts)
+
+
+def test_autoscroll_follows_unless_user_scrolled_up(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine([f"line {i}\n\n" for i in range(200)], delay=0.002)
+    window = make_window(engine)
+    send(qtbot, window, "Long please")
+    bar = window.chat.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    bar.setValue(0)
+    send(qtbot, window, "Again")
+    assert bar.value() == 0  # the reader stays where they scrolled
