@@ -60,6 +60,16 @@ def database_path() -> Path:
     return data_dir() / "conversations.sqlite3"
 
 
+def resources_dir() -> Path:
+    """The app's read-only resources (icons): inside a PyInstaller bundle, or the source tree."""
+    import sys
+
+    bundle_root = getattr(sys, "_MEIPASS", None)
+    if bundle_root:
+        return Path(bundle_root) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
 def describe() -> dict[str, Path]:
     """All locations by name, for the README, `--paths` and the settings dialog."""
     return {

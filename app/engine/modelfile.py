@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from app.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
+# GGUFReader (numpy 2.4 memmaps) is not safe to run in two threads at once: it has aborted the
+# interpreter when the window's loader and a download's verification read headers together.
+_READER_LOCK = threading.Lock()
 # Architectures of chat models this app is built and tested for (llama.cpp knows more; a file
 # outside this list is refused with a clear message rather than failing deep inside llama.cpp).
 SUPPORTED_ARCHITECTURES = frozenset({
@@ -93,6 +97,12 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
         raise ModelFileError(
             f"Unsupported GGUF version {version} in {shown}; expected version 2 or 3."
         )
+
+    with _READER_LOCK:
+        return _read_header(p, shown, size, allow_vocab_only)
+
+
+def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> ModelFileInfo:
     from gguf import GGUFReader
 
     try:

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, __version__
@@ -57,8 +57,19 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_ID)
     app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
     apply_theme(app)
     return app
+
+
+def app_icon() -> QIcon:
+    """The llama icon at every size shipped in resources/icons (PNG: no SVG plugin needed)."""
+    from app import paths
+
+    icon = QIcon()
+    for png in sorted((paths.resources_dir() / "icons").glob("llama-desk-*.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 _window: Any = None

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
 from app.ui.model_picker import human_size
-from app.ui.tasks import model_file_lock, run_in_background
+from app.ui.tasks import run_in_background
 
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
@@ -263,8 +263,7 @@ class ModelManager(QDialog):
         def work() -> Any:
             from app.hub import installed
 
-            with model_file_lock:
-                return installed.import_model(path)
+            return installed.import_model(path)
 
         run_in_background(work, self._imported, lambda m: self.show_message(m, error=True))
 

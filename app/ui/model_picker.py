@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from app.ui.tasks import model_file_lock, run_in_background
+from app.ui.tasks import run_in_background
 
 log = logging.getLogger(__name__)
 GET_MODELS = "__get_models__"
@@ -87,8 +87,7 @@ class ModelPicker(QComboBox):
         out: dict[str, str] = {}
         for path in paths:
             try:
-                with model_file_lock:
-                    out[path] = planner.plan_for_file(path, n_ctx).short
+                out[path] = planner.plan_for_file(path, n_ctx).short
             except Exception as err:
                 log.info("no verdict for %s: %s", path, err)
                 out[path] = "unreadable file"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +11,6 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
-
-# gguf.GGUFReader (numpy memmap) corrupts None's refcount when two threads parse headers at
-# once (numpy 2.4): every GGUF header read the window starts holds this lock.
-model_file_lock = threading.Lock()
 
 
 class _Funnel(QObject):
@@ -47,8 +42,14 @@ def funnel() -> _Funnel:
 
 
 def on_ui_thread(fn: Callable[[Any], None], value: Any = None) -> None:
-    """Call ``fn(value)`` on the UI thread (safe from any thread)."""
-    funnel().call.emit(fn, value)
+    """Call ``fn(value)`` on the UI thread (safe from any thread).
+
+    During shutdown the funnel may already be gone; a late result is then dropped (logged).
+    """
+    try:
+        funnel().call.emit(fn, value)
+    except RuntimeError as err:  # "Signal source has been deleted": the app is closing
+        log.debug("dropped a late background result during shutdown: %s", err)
 
 
 class _Task(QRunnable):

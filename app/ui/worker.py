@@ -15,7 +15,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine.types import GenerationResult, Message, Sampling
 from app.errors import UserError
-from app.ui.tasks import model_file_lock
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +127,7 @@ class EngineWorker(QObject):
         self._display_name = display_name
         try:
             engine = self._ensure()
-            with model_file_lock:
-                info = engine.load(path, options)
+            info = engine.load(path, options)
         except UserError as err:
             self.load_failed.emit(str(err), self._info())
             return
@@ -207,7 +205,7 @@ class EngineWorker(QObject):
         if self._is_cancelled(rid):
             engine.cancel()  # Stop came before generate() reset the engine's flag
         self.reply_started.emit(message)
-        writer = store.reply_writer(message.id, flush_interval=1.0)
+        writer = store.reply_writer(message.id)  # text saved every 0.5 s while streaming
         pending: list[str] = []
         last = time.monotonic()
         try:
