@@ -235,7 +235,8 @@ class MainWindow(ChatActions, QMainWindow):
 
         conv = self.store.get_conversation(self.conv_id) if self.conv_id else None
         system = conv.system_prompt if conv else self.settings.default_system_prompt
-        dialog = SettingsDialog(system, self.current_sampling(), self.settings, self)
+        dialog = SettingsDialog(system, self.current_sampling(), self.settings, self,
+                                model_path=self.picker.current_path() or None)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         sampling = dialog.sampling().to_dict()

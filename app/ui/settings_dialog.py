@@ -1,4 +1,4 @@
-"""Settings: the conversation's system prompt and sampling, and app-wide context/GPU/font choices."""
+"""Settings: the conversation's system prompt and sampling; app-wide context, GPU, format, font."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -22,6 +23,12 @@ from PySide6.QtWidgets import (
 
 from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, Sampling
 from app.errors import SettingsError
+
+FORMAT_CHOICES = (
+    ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
+    ("Llama-2-chat (Meta's reference format)", "llama-2"),
+    ("The model's embedded chat template", "template"),
+)
 
 
 def _double(low: float, high: float, step: float, value: float) -> QDoubleSpinBox:
@@ -44,8 +51,9 @@ class SettingsDialog(QDialog):
     """Edits a conversation's settings and the app settings; validated before it closes."""
 
     def __init__(self, system_prompt: str, sampling: Sampling, app_settings: Any,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, model_path: str | None = None) -> None:
         super().__init__(parent)
+        self.model_path = model_path
         self.setWindowTitle("Settings")
         self.app_settings = app_settings
         self.system = QPlainTextEdit(system_prompt)
@@ -97,6 +105,13 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setEnabled(app_settings.gpu_layers is not None)
         self.auto_gpu.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
         self.font_size = _int(6, 48, app_settings.font_size)
+        self.prompt_format = QComboBox()
+        self.prompt_format.setAccessibleName("Prompt format for this model")
+        for label, value in FORMAT_CHOICES:
+            self.prompt_format.addItem(label, value)
+        current = app_settings.prompt_formats.get(model_path, "auto") if model_path else "auto"
+        self.prompt_format.setCurrentIndex(max(0, self.prompt_format.findData(current)))
+        self.prompt_format.setEnabled(model_path is not None)
         app = QGroupBox("App (context and GPU layers apply when the model is next loaded)")
         app_form = QFormLayout(app)
         app_form.addRow("Context size (tokens)", self.context)
@@ -104,6 +119,7 @@ class SettingsDialog(QDialog):
         gpu_row.addWidget(self.gpu_layers, 1)
         gpu_row.addWidget(self.auto_gpu)
         app_form.addRow("GPU layers", self._wrap(gpu_row))
+        app_form.addRow("Prompt format (this model)", self.prompt_format)
         app_form.addRow("Font size", self.font_size)
         app_form.addRow("Theme", QLabel("Follows the system (light or dark)"))
 
@@ -146,6 +162,13 @@ class SettingsDialog(QDialog):
         gpu = None if self.auto_gpu.isChecked() else self.gpu_layers.value()
         reload = s.context_size != self.context.value() or s.gpu_layers != gpu
         s.context_size, s.gpu_layers, s.font_size = self.context.value(), gpu, self.font_size.value()
+        if self.model_path:
+            fmt = self.prompt_format.currentData()
+            reload = reload or s.prompt_formats.get(self.model_path, "auto") != fmt
+            if fmt == "auto":
+                s.prompt_formats.pop(self.model_path, None)
+            else:
+                s.prompt_formats[self.model_path] = fmt
         return reload
 
     def accept(self) -> None:
