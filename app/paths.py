@@ -71,7 +71,7 @@ def resources_dir() -> Path:
 
 
 def describe() -> dict[str, Path]:
-    """All locations by name, for the README, `--paths` and the settings dialog."""
+    """All locations by name (for diagnostics and the tests)."""
     return {
         "data": data_dir(),
         "config": config_dir(),
