@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import struct
 import threading
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ from typing import Any
 from app.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
-# GGUFReader (numpy 2.4 memmaps) is not safe to run in two threads at once: it has aborted the
-# interpreter when the window's loader and a download's verification read headers together.
+# Header reads are serialized (they once used GGUFReader, whose numpy memmaps aborted the
+# interpreter when the window's loader and a download's verification read headers together).
 _READER_LOCK = threading.Lock()
 # Architectures of chat models this app is built and tested for (llama.cpp knows more; a file
 # outside this list is refused with a clear message rather than failing deep inside llama.cpp).
@@ -50,18 +51,6 @@ class ModelFileInfo:
     eos_token_id: int | None
     vocab_only: bool
     tensor_bytes: int
-
-
-def _value(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    if hasattr(field, "contents"):
-        return field.contents()
-    part = field.parts[field.data[0]]  # older gguf versions
-    if field.types and field.types[0].name == "STRING":
-        return bytes(part).decode("utf-8", errors="replace")
-    return part.tolist()[0] if hasattr(part, "tolist") else part
 
 
 def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> ModelFileInfo:
@@ -102,30 +91,110 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
         return _read_header(p, shown, size, allow_vocab_only)
 
 
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}  # GGUF value types with a fixed size
+_STRING, _ARRAY = 8, 9
+
+
+class _Header:
+    """A lean GGUF header parser: scalars and strings are kept, arrays only counted.
+
+    ``gguf.GGUFReader`` builds a numpy memmap per field part (some 240,000 objects for a 49k-token
+    vocabulary, over two seconds); the cyclic GC passes that triggers hold the GIL for up to
+    200 ms, freezing the window while the model picker works out its fit verdicts.
+    """
+
+    def __init__(self, buf: Any) -> None:
+        self.buf = buf
+        self.pos = 0
+
+    def unpack(self, fmt: str) -> Any:
+        value = struct.unpack_from(fmt, self.buf, self.pos)[0]
+        self.pos += struct.calcsize(fmt)
+        return value
+
+    def string(self) -> str:
+        n = self.unpack("<Q")
+        if self.pos + n > len(self.buf):
+            raise ValueError("string past the end of the file")
+        self.pos += n
+        return bytes(self.buf[self.pos - n:self.pos]).decode("utf-8", errors="replace")
+
+    def value(self, kind: int) -> Any:
+        if kind == _STRING:
+            return self.string()
+        if kind == _ARRAY:
+            return self.skip_array()
+        return self.unpack(_SCALARS[kind])
+
+    def skip_array(self) -> int:
+        """Step over an array; its length stands for it (only the vocabulary's is used)."""
+        kind, count = self.unpack("<I"), self.unpack("<Q")
+        if kind in _SCALARS:
+            size = struct.calcsize(_SCALARS[kind])
+            if self.pos + count * size > len(self.buf):
+                raise ValueError("array past the end of the file")
+            self.pos += count * size
+        elif kind == _STRING:
+            if self.pos + count * 8 > len(self.buf):
+                raise ValueError("array past the end of the file")
+            for _ in range(count):
+                self.pos += 8 + struct.unpack_from("<Q", self.buf, self.pos)[0]
+        else:
+            for _ in range(count):
+                self.value(kind)
+        return count
+
+
+def _parse(buf: Any) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
+    """Key/values and (offset in the file, elements, ggml type) of each tensor."""
+    hdr = _Header(buf)
+    hdr.pos = 8
+    n_tensors, n_kv = hdr.unpack("<Q"), hdr.unpack("<Q")
+    fields: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = hdr.string()
+        fields[key] = hdr.value(hdr.unpack("<I"))
+    tensors = []
+    for _ in range(n_tensors):
+        hdr.string()
+        elements = 1
+        for _ in range(hdr.unpack("<I")):
+            elements *= hdr.unpack("<Q")
+        kind, offset = hdr.unpack("<I"), hdr.unpack("<Q")
+        tensors.append((offset, elements, kind))
+    align = int(fields.get("general.alignment") or 32)
+    start = hdr.pos + (-hdr.pos % align)
+    return fields, [(start + off, n, kind) for off, n, kind in tensors]
+
+
 def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> ModelFileInfo:
-    from gguf import GGUFReader
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     try:
-        reader = GGUFReader(p, "r")
+        with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            fields, tensors = _parse(buf)
+        tensor_bytes = 0
+        data_end = 0
+        for offset, elements, kind in tensors:
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+            n_bytes = elements * type_size // block
+            tensor_bytes += n_bytes
+            data_end = max(data_end, offset + n_bytes)
     except Exception as err:
         raise ModelFileError(
             f"Model file is truncated or corrupt: {shown} ({type(err).__name__}: {err}); "
             "download it again."
         ) from err
-    tensor_bytes = 0
-    data_end = 0
-    for tensor in reader.tensors:
-        tensor_bytes += int(tensor.n_bytes)
-        data_end = max(data_end, int(tensor.data_offset) + int(tensor.n_bytes))
     if data_end > size:
         raise ModelFileError(
             f"Model file is truncated: {shown} has {size:,} bytes but its tensors need "
             f"{data_end:,}; the download is incomplete, fetch it again."
         )
-    arch = _value(reader, "general.architecture")
+    arch = fields.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelFileError(f"GGUF header has no general.architecture: {shown}")
-    vocab_only = not reader.tensors
+    vocab_only = not tensors
     if vocab_only and not allow_vocab_only:
         raise ModelFileError(f"GGUF file holds only a vocabulary, no weights: {shown}")
     if arch not in SUPPORTED_ARCHITECTURES:
@@ -133,27 +202,26 @@ def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> Mode
             f"Unsupported model architecture {arch!r} in {shown}; Llama Desk runs Llama-family "
             "chat models such as Llama-2-chat."
         )
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    file_type = _value(reader, "general.file_type")
+    file_type = fields.get("general.file_type")
     return ModelFileInfo(
         path=p.resolve(),
         size_bytes=size,
         architecture=arch,
-        name=str(_value(reader, "general.name") or p.stem),
-        n_layers=int(_value(reader, f"{arch}.block_count") or 0),
-        n_ctx_train=int(_value(reader, f"{arch}.context_length") or 0),
-        n_embd=int(_value(reader, f"{arch}.embedding_length") or 0),
-        n_head=int(_value(reader, f"{arch}.attention.head_count") or 0),
+        name=str(fields.get("general.name") or p.stem),
+        n_layers=int(fields.get(f"{arch}.block_count") or 0),
+        n_ctx_train=int(fields.get(f"{arch}.context_length") or 0),
+        n_embd=int(fields.get(f"{arch}.embedding_length") or 0),
+        n_head=int(fields.get(f"{arch}.attention.head_count") or 0),
         n_head_kv=int(
-            _value(reader, f"{arch}.attention.head_count_kv")
-            or _value(reader, f"{arch}.attention.head_count")
+            fields.get(f"{arch}.attention.head_count_kv")
+            or fields.get(f"{arch}.attention.head_count")
             or 0
         ),
-        n_vocab=len(tokens.data) if tokens is not None else 0,
+        n_vocab=int(fields.get("tokenizer.ggml.tokens") or 0),
         file_type=FILE_TYPES.get(int(file_type), str(file_type)) if file_type is not None else "",
-        chat_template=_value(reader, "tokenizer.chat_template"),
-        bos_token_id=_value(reader, "tokenizer.ggml.bos_token_id"),
-        eos_token_id=_value(reader, "tokenizer.ggml.eos_token_id"),
+        chat_template=fields.get("tokenizer.chat_template"),
+        bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=fields.get("tokenizer.ggml.eos_token_id"),
         vocab_only=vocab_only,
         tensor_bytes=tensor_bytes,
     )

@@ -204,6 +204,7 @@ class ChatView(QTextBrowser):
         cursor.insertBlock()
         self._tail_start = self._body_start = cursor.position()
         self._live_id = msg.id
+        self.code_blocks[msg.id] = []
         self._live_text = []
         self._live_settled = 0
         self._tail_plain = 0
@@ -235,8 +236,9 @@ class ChatView(QTextBrowser):
         if settled > self._live_settled:
             self._clear_tail(cursor)
             piece = text[self._live_settled:settled]
-            rendered = render_markdown(piece, self._live_id, self.dark)
-            self.code_blocks.setdefault(self._live_id, []).extend(rendered.code_blocks)
+            blocks = self.code_blocks.setdefault(self._live_id, [])
+            rendered = render_markdown(piece, self._live_id, self.dark, len(blocks))
+            blocks.extend(rendered.code_blocks)
             cursor.insertHtml(rendered.html)
             cursor.insertBlock()
             self._live_settled = settled
@@ -253,7 +255,8 @@ class ChatView(QTextBrowser):
             self._tail_plain = len(tail)
         elif tail:
             self._clear_tail(cursor)
-            cursor.insertHtml(render_markdown(tail, self._live_id, self.dark).html)
+            first = len(self.code_blocks.get(self._live_id, []))
+            cursor.insertHtml(render_markdown(tail, self._live_id, self.dark, first).html)
             self._tail_plain = 0
         if follow:
             self.scroll_to_bottom()
@@ -264,17 +267,31 @@ class ChatView(QTextBrowser):
         cursor.removeSelectedText()
 
     def end_stream(self, msg: Any) -> None:
-        """Replace the streamed text by the final rendering of the whole reply and its footer."""
+        """Render the rest of the finished reply and its footer.
+
+        The paragraphs already rendered while streaming stay as they are when the stored reply
+        starts with them (re-parsing a long reply at once would block the window); otherwise
+        the whole reply is rendered again. Opening the conversation later renders it whole.
+        """
         if self._live_id != msg.id:
             return
         self._render_timer.stop()
         follow = self.at_bottom()
+        settled = self.live_text()[:self._live_settled]
+        self.messages[msg.id] = msg
         cursor = QTextCursor(self.document())
-        cursor.setPosition(self._body_start)
+        if settled and msg.role == "assistant" and msg.content.startswith(settled):
+            cursor.setPosition(self._tail_start)
+            blocks = self.code_blocks.setdefault(msg.id, [])
+            rendered = render_markdown(msg.content[len(settled):], msg.id, self.dark, len(blocks))
+            blocks.extend(rendered.code_blocks)
+            body = rendered.html + footer_html(msg)
+        else:
+            cursor.setPosition(self._body_start)
+            body = self._body_html(msg)
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
-        self.messages[msg.id] = msg
-        cursor.insertHtml(self._body_html(msg))
+        cursor.insertHtml(body)
         self._live_id = None
         self._live_text = []
         if follow:

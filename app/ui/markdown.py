@@ -60,7 +60,7 @@ def _fence(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: 
     lang = token.info.split()[0] if token.info.strip() else ""
     code = token.content
     blocks: list[str] = env["blocks"]
-    index = len(blocks)
+    index = env["first_block"] + len(blocks)
     blocks.append(code)
     spans = highlight_code(code, lang, env["dark"]).rstrip("\n")
     label = html.escape(lang) if lang else "code"
@@ -100,9 +100,15 @@ def _markdown() -> MarkdownIt:
     return md
 
 
-def render_markdown(text: str, message_id: int = 0, dark: bool = False) -> Rendered:
-    """Render ``text`` as Markdown; raw HTML in it shows as text."""
-    env: dict[str, Any] = {"blocks": [], "dark": dark, "message_id": message_id}
+def render_markdown(text: str, message_id: int = 0, dark: bool = False,
+                    first_block: int = 0) -> Rendered:
+    """Render ``text`` as Markdown; raw HTML in it shows as text.
+
+    ``first_block`` numbers the Copy links of its code blocks after those of earlier pieces of
+    the same message (a streamed reply is rendered one settled piece at a time).
+    """
+    env: dict[str, Any] = {"blocks": [], "dark": dark, "message_id": message_id,
+                           "first_block": first_block}
     body = _markdown().render(text, env)
     return Rendered(body, env["blocks"])
 

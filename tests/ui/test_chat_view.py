@@ -89,3 +89,21 @@ def test_raw_html_from_the_model_is_text(qtbot: Any) -> None:
     qtbot.add_widget(view)
     view.show_messages([msg(1, "assistant", "<b>not bold</b><img src='https://x.test/i.png'>")])
     assert "<b>not bold</b>" in view.toPlainText()
+
+
+def test_streamed_code_blocks_keep_their_copy_links(qtbot: Any) -> None:
+    view = ChatView()
+    qtbot.add_widget(view)
+    view.show_messages([msg(1, "user", "q")])
+    live = msg(2, "assistant", "", state="partial")
+    view.begin_stream(live)
+    text = "One:\n\n```python\nfirst()\n```\n\nTwo:\n\n```python\nsecond()\n```\n\nDone, and more"
+    for line in text.splitlines(keepends=True):
+        view.append_chunk(2, line)
+        qtbot.wait(40)  # a render between chunks: the blocks arrive in separate pieces
+    view.end_stream(msg(2, "assistant", text))
+    assert view.code_blocks[2] == ["first()\n", "second()\n"]
+    assert "llamadesk:code/2/1" in view.toHtml()
+    view.anchorClicked.emit(QUrl("llamadesk:code/2/1"))
+    assert QGuiApplication.clipboard().text() == "second()\n"
+    assert "Done, and more" in view.toPlainText()
