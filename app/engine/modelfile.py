@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mmap
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,6 @@ from typing import Any
 from app.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
-# Header reads are serialized (they once used GGUFReader, whose numpy memmaps aborted the
-# interpreter when the window's loader and a download's verification read headers together).
-_READER_LOCK = threading.Lock()
 # Architectures of chat models this app is built and tested for (llama.cpp knows more; a file
 # outside this list is refused with a clear message rather than failing deep inside llama.cpp).
 SUPPORTED_ARCHITECTURES = frozenset({
@@ -87,8 +83,7 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
             f"Unsupported GGUF version {version} in {shown}; expected version 2 or 3."
         )
 
-    with _READER_LOCK:
-        return _read_header(p, shown, size, allow_vocab_only)
+    return _read_header(p, shown, size, allow_vocab_only)
 
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",

@@ -68,6 +68,8 @@ def test_ctrl_c_stops_the_reply_not_the_program(llama_desk_home: Path) -> None:
         [sys.executable, "main.py", "chat", "--max-tokens", "2000", "--temperature", "1.0"],
         cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, bufsize=1,
+        # A runner started in the background may ignore SIGINT, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdin and proc.stdout
     proc.stdin.write("Write a very long essay about the history of the sea.\n")

@@ -69,3 +69,32 @@ def test_vocab_only_file_is_not_a_model(llama_vocab: Path) -> None:
     with pytest.raises(ModelFileError, match="only a vocabulary"):
         check_model_file(llama_vocab)
     assert check_model_file(llama_vocab, allow_vocab_only=True).vocab_only
+
+
+def test_lean_header_parser_agrees_with_gguf_reader(
+    starter_model: Path, tiny_llama2: Path, llama_vocab: Path
+) -> None:
+    """Our mmap header parser (12 ms, no numpy objects) reports what gguf.GGUFReader reads."""
+    from gguf import GGUFReader
+
+    for path in (starter_model, tiny_llama2, llama_vocab):
+        ours = check_model_file(path, allow_vocab_only=True)
+        reader = GGUFReader(path)
+
+        def field(key: str, reader: GGUFReader = reader) -> object:
+            f = reader.fields.get(key)
+            return None if f is None else f.contents()
+
+        arch = field("general.architecture")
+        assert ours.architecture == arch
+        assert ours.name == (field("general.name") or path.stem)
+        assert ours.n_layers == (field(f"{arch}.block_count") or 0)
+        assert ours.n_ctx_train == (field(f"{arch}.context_length") or 0)
+        assert ours.n_embd == (field(f"{arch}.embedding_length") or 0)
+        assert ours.n_head == (field(f"{arch}.attention.head_count") or 0)
+        assert ours.n_vocab == len(reader.fields["tokenizer.ggml.tokens"].data)
+        assert ours.chat_template == field("tokenizer.chat_template")
+        assert ours.bos_token_id == field("tokenizer.ggml.bos_token_id")
+        assert ours.eos_token_id == field("tokenizer.ggml.eos_token_id")
+        assert ours.tensor_bytes == sum(int(t.n_bytes) for t in reader.tensors)
+        assert ours.vocab_only == (not reader.tensors)
