@@ -67,33 +67,12 @@ class SelfTest:
 
     def step_window(self) -> str:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        from PySide6.QtGui import QGuiApplication
-        from PySide6.QtWidgets import QApplication, QWidget
+        from app.ui.application import show_for_self_test
 
-        from app import APP_NAME
-
-        try:
-            from app.ui.application import create_app
-            from app.ui.main_window import MainWindow
-        except ModuleNotFoundError as err:
-            if err.name not in ("app.ui.application", "app.ui.main_window"):
-                raise  # a missing dependency of the window is a real failure
-            app = QApplication.instance() or QApplication(sys.argv[:1] or [APP_NAME])
-            window: Any = QWidget()
-            what = f"plain QWidget ({err.name} is not present)"
-        else:
-            app = create_app()
-            # The self-test loads the model itself (next steps): the window must not load one too.
-            window = MainWindow(auto_load=False)
-            what = type(window).__name__
-        self.qt_app = app
-        window.show()
-        app.processEvents()
-        if not window.isVisible():
+        self.qt_app, self.window, what = show_for_self_test()
+        if not self.window.isVisible():
             raise StepFailed(f"{what} did not become visible")
-        self.window = window
-        platform = QGuiApplication.platformName()
-        return f"{what} shown on the {platform} platform, {_since_start():.2f} s after process start"
+        return f"{what}, {_since_start():.2f} s after process start"
 
     def step_starter_model(self) -> str:
         from app.starter import STARTER_ENV, starter_path

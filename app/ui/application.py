@@ -75,6 +75,17 @@ def app_icon() -> QIcon:
 _window: Any = None
 
 
+def show_for_self_test() -> tuple[QApplication, Any, str]:
+    """`--self-test`: the app and its main window shown offscreen, with no model loaded."""
+    from app.ui.main_window import MainWindow
+
+    app = create_app()
+    window = MainWindow(auto_load=False)  # the self-test loads the model itself
+    window.show()
+    app.processEvents()
+    return app, window, f"MainWindow shown on the {QGuiApplication.platformName()} platform"
+
+
 def excepthook(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
     """Log unexpected errors; show a short message (never a traceback) and keep running."""
     if issubclass(kind, KeyboardInterrupt):
