@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -43,9 +42,6 @@ def error_line(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `llama-desk` and `python main.py`. Returns the exit status."""
-    # Privacy: huggingface_hub must never phone home on its own (we only call it on request).
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
     args = build_parser().parse_args(argv)
     from app import logs
 
@@ -77,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def gui_main() -> int:
-    """Open the window."""
+    """Open the window (also the `llama-desk-gui` entry point, hence the logging set-up)."""
+    from app import logs
     from app.ui.application import run_app
 
+    logs.setup()
     return run_app()
 
 

@@ -133,26 +133,51 @@ def metal_working_set(ram_total: int, wired_limit_mb: int | None) -> int:
     return int(ram_total * (0.75 if ram_total > 36 * GIB else 2 / 3))
 
 
+@dataclass(frozen=True)
+class _Static:
+    """What does not change while the app runs: totals, the platform, llama.cpp's backend."""
+
+    ram_total: int
+    offload: bool
+    backend: str
+    apple: bool
+    metal_working_set: int | None
+    nvidia: bool
+
+
 @functools.lru_cache(maxsize=1)
-def detect() -> Hardware:
-    """Probe this machine once (cached): psutil RAM, NVML VRAM, Apple unified memory."""
+def _static() -> _Static:
     import psutil
 
-    vm = psutil.virtual_memory()
-    ram_total, ram_available = int(vm.total), int(vm.available)
+    ram_total = int(psutil.virtual_memory().total)
     offload, backend = _llama_backend()
     apple = platform.system() == "Darwin" and platform.machine() == "arm64"
+    working_set = None
     if apple:
         ram_total = _sysctl_int("hw.memsize") or ram_total
         working_set = metal_working_set(ram_total, _sysctl_int("iogpu.wired_limit_mb"))
+    return _Static(ram_total, offload, backend, apple, working_set,
+                   nvidia=not apple and bool(_nvidia_gpus()))
+
+
+def detect() -> Hardware:
+    """This machine now: the static facts are probed once, free RAM and VRAM on every call
+    (a window runs for days; a fit decision must use the memory free at that moment)."""
+    import psutil
+
+    static = _static()
+    ram_available = int(psutil.virtual_memory().available)
+    if static.apple:
+        working_set = static.metal_working_set or 0
         return Hardware(
-            ram_total=ram_total, ram_available=ram_available,
+            ram_total=static.ram_total, ram_available=ram_available,
             gpus=(Gpu("Apple GPU", working_set, min(working_set, ram_available)),),
-            unified_memory=True, metal_working_set=working_set,
-            offload_supported=offload, backend=backend,
+            unified_memory=True, metal_working_set=static.metal_working_set,
+            offload_supported=static.offload, backend=static.backend,
         )
-    gpus = _nvidia_gpus()
+    gpus = _nvidia_gpus() if static.nvidia else ()
     return Hardware(
-        ram_total=ram_total, ram_available=ram_available, gpus=gpus,
-        offload_supported=offload and bool(gpus or backend != "CPU"), backend=backend,
+        ram_total=static.ram_total, ram_available=ram_available, gpus=gpus,
+        offload_supported=static.offload and bool(gpus or static.backend != "CPU"),
+        backend=static.backend,
     )

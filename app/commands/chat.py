@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,32 +67,41 @@ class ChatSession:
         return [*head, *self.history, Message("user", user_text)]
 
     def turn(self, text: str, *, stats: bool) -> GenerationResult:
-        """Store the user message, stream the reply to stdout while storing it, return the stats."""
+        """Store the user message, stream the reply to stdout while storing it, return the stats.
+
+        The prompt is prepared first, so a message too long for the context is refused before
+        anything is stored. A Ctrl+C that lands outside the engine wait still ends the stored
+        reply as cancelled (the writer's context manager) and keeps the history in step.
+        """
         from app.engine.types import Message
 
-        if self.store is not None and self.conversation_id is None:
-            conv = self.store.create_conversation(
-                system_prompt=self.system, sampling=self.sampling.to_dict(), model=self.model.name)
-            self.conversation_id = conv.id
-        if self.store is not None and self.conversation_id is not None:
-            self.store.add_user_message(self.conversation_id, text)  # committed before generating
         generation = self.owner.start(self.messages(text), self.sampling)
-        writer = None
-        if self.store is not None and self.conversation_id is not None:
+        writing: Any = contextlib.nullcontext(None)
+        if self.store is not None:
+            if self.conversation_id is None:
+                self.conversation_id = self.store.create_conversation(
+                    system_prompt=self.system, sampling=self.sampling.to_dict(),
+                    model=self.model.name).id
+            self.store.add_user_message(self.conversation_id, text)  # committed before generating
             reply = self.store.start_assistant(self.conversation_id, model_name=self.model.name,
                                                model_file=str(self.model.path))
-            writer = self.store.reply_writer(reply.id)
-        for chunk in self.owner.stream(generation):
-            sys.stdout.write(chunk)
+            writing = self.store.reply_writer(reply.id)
+        pieces: list[str] = []
+        try:
+            with writing as writer:
+                for chunk in self.owner.stream(generation):
+                    pieces.append(chunk)
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                    if writer is not None:
+                        writer.append(chunk)
+                result = generation.result
+                if writer is not None:
+                    writer.finish(result)
+        finally:
+            sys.stdout.write("\n")
             sys.stdout.flush()
-            if writer is not None:
-                writer.append(chunk)
-        result = generation.result
-        if writer is not None:
-            writer.finish(result)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-        self.history += [Message("user", text), Message("assistant", result.text)]
+            self.history += [Message("user", text), Message("assistant", "".join(pieces))]
         if result.dropped_messages:
             print(f"[{result.dropped_messages} earlier messages did not fit the context and were "
                   "left out]", file=sys.stderr)
@@ -213,3 +223,5 @@ def _interactive(session: ChatSession, *, stats: bool) -> int:
             session.turn(text, stats=stats)
         except UserError as err:  # e.g. a message too long for the context: say so, keep going
             print(f"llama-desk: error: {err}", file=sys.stderr)
+        except KeyboardInterrupt:  # Ctrl+C outside the engine wait: the reply stops, we go on
+            print("[stopped]", file=sys.stderr)

@@ -42,7 +42,12 @@ class EngineOwner:
                 self.engine.cancel()
 
     def start(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
-        """Prepare a reply on the owner thread (raises UserError, e.g. context overflow, at once)."""
+        """Prepare a reply on the owner thread (raises UserError, e.g. context overflow, at once).
+
+        A Ctrl+C that arrives while preparing is remembered and stops the reply as it starts
+        (``Engine.generate`` clears the engine's own flag, so setting that alone would be lost).
+        """
+        self.interrupted.clear()
         return self.call(self.engine.generate, list(messages), sampling)
 
     def stream(self, generation: Generation) -> Iterator[str]:
@@ -57,8 +62,9 @@ class EngineOwner:
                 chunks.put(_DONE)
             return generation.result
 
-        self.interrupted.clear()
         future = self._pool.submit(run)
+        if self.interrupted.is_set():
+            self.engine.cancel()
         finished = False
         try:
             while True:

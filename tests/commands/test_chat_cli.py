@@ -120,3 +120,16 @@ def test_corrupt_model_file(llama_desk_home: Path, tmp_path: Path) -> None:
     proc = cli(llama_desk_home, "chat", "--model", str(bad), "hi")
     assert proc.returncode == 1 and "truncated or corrupt" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_message_too_long_is_refused_before_anything_is_stored(llama_desk_home: Path) -> None:
+    proc = cli(llama_desk_home, "chat", "--ctx", "512", "--max-tokens", "16",
+               stdin="llama " * 700 + "\nSay hi.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "llama-desk: error: The message needs" in proc.stderr
+    with Store.open() as store:
+        [conv] = store.list_conversations()
+        branch = store.current_branch(conv.id)
+        # No orphan user message: the refused one was never stored.
+        assert [m.role for m in branch] == ["user", "assistant"]
+        assert branch[0].content == "Say hi."
