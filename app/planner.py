@@ -206,19 +206,8 @@ def plan(
 
 
 def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> Plan:
-    """Plan for a local GGUF from its header."""
+    """Plan for a local GGUF from its header (parsed once per file version: installed's cache)."""
     from app import hardware as hw
-    from app.engine.modelfile import check_model_file
+    from app.hub import installed
 
-    info = check_model_file(path)
-    return plan(ModelShape.from_file_info(info), n_ctx, hardware or hw.detect())
-
-
-def auto_gpu_layers(model_path: Path, n_ctx: int, hardware: Hardware | None = None) -> int:
-    """The engine's default ``n_gpu_layers``: -1 all layers, N partial, 0 CPU only."""
-    result = plan_for_file(model_path, n_ctx, hardware)
-    if result.verdict is Verdict.FITS_GPU:
-        return -1
-    if result.verdict is Verdict.PARTIAL:
-        return result.gpu_layers
-    return 0
+    return plan(installed.shape_of_file(Path(path)), n_ctx, hardware or hw.detect())

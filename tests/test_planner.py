@@ -12,7 +12,6 @@ from app.planner import (
     RAM_RESERVE,
     ModelShape,
     Verdict,
-    auto_gpu_layers,
     compute_bytes,
     estimate_weights_bytes,
     kv_cache_bytes,
@@ -136,7 +135,7 @@ def test_longer_context_changes_the_verdict() -> None:
     assert compute_bytes(SEVEN, 8192) > compute_bytes(SEVEN, 2048)
 
 
-def test_shape_from_file_and_auto_gpu_layers(tmp_path: Path) -> None:
+def test_shape_from_file_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "tiny.gguf"
     tiny_gguf(path, payload_mib=1)
     from app.engine.modelfile import check_model_file
@@ -144,7 +143,30 @@ def test_shape_from_file_and_auto_gpu_layers(tmp_path: Path) -> None:
     shape = ModelShape.from_file_info(check_model_file(path))
     assert (shape.n_layers, shape.n_head, shape.n_head_kv, shape.n_embd) == (2, 4, 4, 64)
     assert shape.weights_bytes == 1024 * 1024
-    assert auto_gpu_layers(path, 4096, gpu(8 * GIB)) == -1
-    assert auto_gpu_layers(path, 4096, cpu(8 * GIB)) == 0
-    assert plan_for_file(path, 512, cpu(8 * GIB)).verdict is Verdict.CPU_ONLY
-    assert auto_gpu_layers(path, 4096, cpu(1)) == 0  # won't fit: still CPU, never an error
+    on_gpu = plan(shape, 4096, gpu(8 * GIB))
+    assert (on_gpu.verdict, on_gpu.gpu_layers) == (Verdict.FITS_GPU, -1)
+    on_cpu = plan(shape, 4096, cpu(8 * GIB))
+    assert (on_cpu.verdict, on_cpu.gpu_layers) == (Verdict.CPU_ONLY, 0)
+    too_big = plan(shape, 4096, cpu(1))
+    assert (too_big.verdict, too_big.gpu_layers) == (Verdict.WONT_FIT, 0)
+
+
+def test_plan_for_file_parses_each_file_version_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.engine import modelfile
+
+    path = tmp_path / "tiny.gguf"
+    tiny_gguf(path, payload_mib=1)
+    parsed: list[Path] = []
+    real_check = modelfile.check_model_file
+
+    def counting_check(p: Path) -> modelfile.ModelFileInfo:
+        parsed.append(Path(p))
+        return real_check(p)
+
+    monkeypatch.setattr(modelfile, "check_model_file", counting_check)
+    first = plan_for_file(path, 512, cpu(8 * GIB))
+    assert first.verdict is Verdict.CPU_ONLY and first.n_layers == 2
+    assert plan_for_file(str(path), 512, cpu(8 * GIB)) == first
+    assert parsed == [path]  # the second plan used the cached shape

@@ -42,6 +42,9 @@ QUANT_RE = re.compile(
     r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32)(?=[.\-_]|$)", re.IGNORECASE
 )
 _cache_lock = threading.Lock()
+# catalogue() built from hub-files.json, keyed by the file's path, mtime and size: find() runs
+# for every download and lookup, and re-parsing the JSON each time is wasted work.
+_memo: tuple[tuple[str, int, int], tuple[CatalogueModel, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ def store_listing(listing: RepoListing) -> None:
         tmp = cache_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
         os.replace(tmp, cache_path())
+        _forget_catalogue()
 
 
 def files_from_listing(repo_id: str, files: dict[str, dict[str, Any]]) -> list[CatalogueFile]:
@@ -142,9 +146,36 @@ def files_from_listing(repo_id: str, files: dict[str, dict[str, Any]]) -> list[C
     return sorted(singles.values(), key=lambda f: (f.size_bytes or 0, f.filename))
 
 
+def _forget_catalogue() -> None:
+    global _memo
+    _memo = None
+
+
+def _cache_key() -> tuple[str, int, int]:
+    path = cache_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
 def catalogue() -> list[CatalogueModel]:
-    """Built-in models overlaid with cached Hub metadata, then repos the user looked up."""
-    cache = load_cache()
+    """Built-in models overlaid with cached Hub metadata, then repos the user looked up.
+
+    Built once per version of hub-files.json (its path, mtime and size), not on every call.
+    """
+    global _memo
+    key = _cache_key()  # taken before reading, so a concurrent write only causes a rebuild
+    memo = _memo
+    if memo is not None and memo[0] == key:
+        return list(memo[1])
+    models = _build_catalogue(load_cache())
+    _memo = (key, tuple(models))
+    return models
+
+
+def _build_catalogue(cache: dict[str, Any]) -> list[CatalogueModel]:
     result = []
     for model in builtin_models():
         cached = cache.get(model.repo_id)

@@ -228,9 +228,6 @@ class _Fetch:
                 url = urljoin(url, response.headers["Location"])
                 continue
             if response.status_code >= 400:
-                if response.status_code == 416 and self.done == self.remote.size:
-                    response.close()
-                    return None
                 response.read()
                 response.close()
                 hf_raise_for_status(response)
@@ -251,9 +248,7 @@ class _Fetch:
         self.control.check()
         if self.done >= self.remote.size:
             return
-        response = self._open()
-        if response is None:
-            return
+        response = self._open()  # only with bytes missing: a 416 here is an error
         try:
             if self.done and response.status_code == 200:
                 self.restart(f"The server ignored the resume request for "

@@ -204,7 +204,12 @@ def default_model() -> InstalledModel | None:
 
 
 def shape_of(model: InstalledModel) -> ModelShape:
-    """The planner's view of an installed file, cached by path, size and mtime.
+    """The planner's view of an installed file (see shape_of_file)."""
+    return shape_of_file(model.path)
+
+
+def shape_of_file(path: Path) -> ModelShape:
+    """The planner's view of a GGUF file, cached by path, size and mtime.
 
     Parsing a GGUF header reads its whole vocabulary (seconds for big vocabularies), so the few
     numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
@@ -212,8 +217,9 @@ def shape_of(model: InstalledModel) -> ModelShape:
     from app.engine.modelfile import check_model_file
     from app.planner import ModelShape
 
-    stat = model.path.stat()
-    key = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    path = Path(path)
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if key in _shapes:
         return _shapes[key]
     cache = paths.cache_dir() / "model-shapes.json"
@@ -226,7 +232,7 @@ def shape_of(model: InstalledModel) -> ModelShape:
             with contextlib.suppress(TypeError):
                 _shapes[key] = ModelShape(**known[key])
                 return _shapes[key]
-        shape = _shapes[key] = ModelShape.from_file_info(check_model_file(model.path))
+        shape = _shapes[key] = ModelShape.from_file_info(check_model_file(path))
         known = known if isinstance(known, dict) else {}
         known[key] = asdict(shape)
         tmp = cache.with_suffix(".tmp")

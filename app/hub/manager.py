@@ -286,7 +286,12 @@ class DownloadManager:
                 on_state=lambda state: self._set(job, state=JobState(state)),
             )
         except DownloadStopped as stop:
-            state = JobState.CANCELLED if stop.reason == "cancelled" else JobState.PAUSED
+            cancelled = stop.reason == "cancelled"
+            if cancelled and job.files is not None:
+                # download_file only removed the current part's .part: finished parts of a split
+                # file and the parts ledger go too (the already-installed file never does).
+                forget_job(job.files)
+            state = JobState.CANCELLED if cancelled else JobState.PAUSED
             self._set(job, state=state, speed=0.0, eta=None)
         except HubError as err:
             self._set(job, state=JobState.FAILED, error=str(err), speed=0.0, eta=None)

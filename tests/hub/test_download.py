@@ -90,6 +90,23 @@ def test_interrupt_then_resume_fetches_only_missing_bytes(
     assert any("Resuming" in n for n in notices)
 
 
+def test_a_complete_partial_is_verified_without_another_request(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    data = payload()
+    fake_hub.add(REPO, NAME, data)
+    fake_hub.drop_after.append(len(data) - 1000)
+    dest = tmp_path / NAME
+    with pytest.raises(ServerError, match="dropped"):
+        download_file(remote(), dest, retry=ONE_TRY)
+    part = part_paths(dest)[0]
+    with part.open("ab") as fh:  # the last bytes arrived, but the run stopped before finishing
+        fh.write(data[-1000:])
+    gets = len(fake_hub.log("GET"))
+    assert download_file(remote(), dest, retry=ONE_TRY).read_bytes() == data
+    assert len(fake_hub.log("GET")) == gets  # no Range GET past the end (no 416 to handle)
+
+
 def test_drop_is_retried_automatically(fake_hub: FakeHub, tmp_path: Path) -> None:
     data = payload()
     fake_hub.add(REPO, NAME, data)

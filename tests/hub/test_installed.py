@@ -77,6 +77,46 @@ def test_catalogue_offline_facts() -> None:
     assert all(len(m.files) == 12 for m in models[:3])
 
 
+def test_catalogue_is_parsed_once_per_version_of_the_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    import os
+
+    from app.hub.client import RepoFileInfo, RepoListing
+
+    reads: list[int] = []
+    real_load = catalogue.load_cache
+
+    def counting_load() -> dict:
+        reads.append(1)
+        return real_load()
+
+    monkeypatch.setattr(catalogue, "load_cache", counting_load)
+    repo, name = "someone/llama-70b-GGUF", "m.Q4_K_M.gguf"
+    assert catalogue.find(repo, filename=name) is None
+    assert catalogue.find(repo, filename=name) is None
+    assert catalogue.find("TheBloke/Llama-2-7B-Chat-GGUF", quant="Q4_K_M") is not None
+    assert len(reads) == 1  # the later calls used the in-memory catalogue
+
+    catalogue.store_listing(RepoListing(repo, "c1", False, (RepoFileInfo(name, 123, "ab"),)))
+    found = catalogue.find(repo, filename=name)
+    assert found is not None and found.size_bytes == 123  # store_listing invalidated it
+    reads.clear()
+    assert catalogue.find(repo, filename=name) == found
+    assert reads == []
+
+    # another process (the CLI's --refresh) rewrites the file: the new mtime is noticed
+    path = catalogue.cache_path()
+    data = json.loads(path.read_text("utf-8"))
+    data[repo]["files"][name]["size"] = 456
+    path.write_text(json.dumps(data), "utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    found = catalogue.find(repo, filename=name)
+    assert found is not None and found.size_bytes == 456 and reads == [1]
+
+
 @pytest.mark.parametrize(("name", "quant"), [
     ("llama-2-7b-chat.Q4_K_M.gguf", "Q4_K_M"),
     ("llama-2-70b-chat.Q6_K.gguf-split-b", "Q6_K"),

@@ -140,6 +140,33 @@ def test_split_file_is_downloaded_verified_and_joined(fake_hub: FakeHub, gguf: b
     assert installed.resolve_model(Q6_70).quantization == "Q6_K"
 
 
+def test_cancelling_a_split_download_removes_every_part(fake_hub: FakeHub, gguf: bytes) -> None:
+    half = len(gguf) // 2
+    fake_hub.add(R70, Q6_70 + "-split-a", gguf[:half])
+    fake_hub.add(R70, Q6_70 + "-split-b", gguf[half:])
+    models = paths.models_dir()
+    models.mkdir(parents=True, exist_ok=True)
+    before = sorted(p.name for p in models.iterdir())
+    mgr = manager()
+    seen_part_a = threading.Event()
+
+    def cancel_in_part_b(snap: JobSnapshot) -> None:
+        # Progress past the first part: part a is complete, verified and in the ledger.
+        if snap.state is JobState.DOWNLOADING and snap.done > half and not seen_part_a.is_set():
+            seen_part_a.set()
+            assert (models / (Q6_70 + "-split-a")).is_file()
+            assert (models / (Q6_70 + ".parts.json")).is_file()
+            mgr.cancel(snap.job_id)
+
+    mgr.subscribe(cancel_in_part_b)
+    job = mgr.add(R70, Q6_70)
+    snap = mgr.wait(job, timeout=30)
+    mgr.shutdown()
+    assert seen_part_a.is_set()
+    assert snap.state is JobState.CANCELLED
+    assert sorted(p.name for p in models.iterdir()) == before
+
+
 def test_corrupt_split_part_fails_then_resumes_only_that_part(
     fake_hub: FakeHub, gguf: bytes
 ) -> None:
