@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -87,9 +88,13 @@ def show_for_self_test() -> tuple[QApplication, Any, str]:
 
 
 def excepthook(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
-    """Log unexpected errors; show a short message (never a traceback) and keep running."""
+    """Log unexpected errors; show a short message (never a traceback) and keep running.
+
+    PySide calls this on the thread where a slot raised (the model thread, too): widgets are
+    only ever made on the GUI thread, so from any other thread the message is sent there.
+    """
     if issubclass(kind, KeyboardInterrupt):
-        QApplication.quit()
+        QApplication.quit()  # thread-safe: it posts to the event loop
         return
     if isinstance(err, UserError):
         text = str(err)
@@ -99,6 +104,16 @@ def excepthook(kind: type[BaseException], err: BaseException, tb: TracebackType 
 
         text = (f"Something went wrong ({kind.__name__}: {err}). The details are in "
                 f"{paths.logs_dir() / 'llama-desk.log'}; your conversations are safe.")
+    if threading.current_thread() is threading.main_thread():
+        show_error(text)
+    else:
+        from app.ui.tasks import on_ui_thread
+
+        on_ui_thread(show_error, text)
+
+
+def show_error(text: str) -> None:
+    """An unexpected error's message: a banner in the window, else a message box (GUI thread)."""
     window = _window
     if window is not None and hasattr(window, "banners"):
         window.banners.show_banner(text, "error", "unexpected")
@@ -111,6 +126,9 @@ def run_app(argv: list[str] | None = None) -> int:
     global _window
     started = time.perf_counter()
     app = create_app(argv)
+    from app.ui.tasks import funnel
+
+    funnel()  # made on the GUI thread, so that other threads' results are delivered there
     previous_hook = sys.excepthook
     sys.excepthook = excepthook
     try:
@@ -129,6 +147,8 @@ def run_app(argv: list[str] | None = None) -> int:
         return int(app.exec())
     finally:
         sys.excepthook = previous_hook
+        if _window is not None:  # e.g. Ctrl+C quit with the window open: the model thread
+            _window.host.close(timeout_ms=None)  # must end before its QThread is destroyed
         _window = None
 
 

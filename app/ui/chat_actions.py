@@ -1,10 +1,9 @@
-"""The window's chat logic: open, send, stream, stop, regenerate, edit, alternates and models."""
+"""The window's chat logic: open, send, stream, stop, regenerate, edit and alternates."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QInputDialog
@@ -14,8 +13,6 @@ from app.errors import SettingsError, UserError
 from app.ui.worker import ContextCount, GenerateRequest, ReplyDone
 
 log = logging.getLogger(__name__)
-
-LLAMA2_7B_REPO = "TheBloke/Llama-2-7B-Chat-GGUF"
 
 
 class ChatActions:
@@ -35,16 +32,21 @@ class ChatActions:
     model_ready: Any
     model_failed: Any
     request_done: Any
+    model_info: Any
+    model_state: str
 
     def _init_chat_state(self) -> None:
         self.conv_id: int | None = None
         self.branch: list[Any] = []
         self.generating = False
-        self.model_info: Any = None
+        self.model_info = None
         self.model_state = "none"
         self.prompts: dict[int, tuple[str, int]] = {}
         self.dropped: dict[int, int] = {}
         self._inspect_pending: int | None = None
+        self.reply_conv: int | None = None  # the conversation the current reply goes to
+        self._live: Any = None  # the reply being streamed (StoredMessage), wherever it goes
+        self._live_text: list[str] = []  # its text so far, to show it again on coming back
 
     # -- conversations -------------------------------------------------------------------------
     def new_chat(self) -> None:
@@ -73,8 +75,15 @@ class ChatActions:
         self.show_conversation(conv_id, message_id)
 
     def render_branch(self) -> None:
+        """Show ``branch``; a reply still streaming at its end goes on streaming."""
         dropped = self.dropped.get(self.conv_id or 0, 0)
-        self.chat.show_messages(self.branch, dropped)
+        live = self._live
+        if live is not None and self.branch and self.branch[-1].id == live.id:
+            self.chat.show_messages(self.branch[:-1], dropped)
+            self.chat.begin_stream(live)
+            self.chat.append_chunk(live.id, "".join(self._live_text))
+        else:
+            self.chat.show_messages(self.branch, dropped)
 
     def _ensure_conversation(self) -> int:
         if self.conv_id is None:
@@ -86,21 +95,32 @@ class ChatActions:
             self.branch = []
         return self.conv_id
 
-    def current_sampling(self) -> Sampling:
+    def load_conversation(self) -> Any:
+        """The shown conversation's stored record (None for a new chat)."""
+        return self.store.get_conversation(self.conv_id) if self.conv_id else None
+
+    def current_sampling(self, conv: Any = None) -> Sampling:
+        """The sampling for the next reply; ``conv``: the shown conversation, if loaded."""
+        conv = conv or self.load_conversation()
         values = dict(self.settings.sampling)
-        if self.conv_id:
-            values.update(self.store.get_conversation(self.conv_id).sampling)
+        if conv is not None:
+            values.update(conv.sampling)
         try:
             return Sampling.from_dict(values)
         except SettingsError as err:
             self.banners.show_banner(f"{err} Using the defaults instead.", "warning", "sampling")
             return Sampling()
 
-    def engine_messages(self, upto: list[Any]) -> list[Message]:
-        conv = self.store.get_conversation(self.conv_id) if self.conv_id else None
+    def engine_messages(self, upto: list[Any], conv: Any = None) -> list[Message]:
+        conv = conv or self.load_conversation()
         out = [Message("system", conv.system_prompt)] if conv and conv.system_prompt else []
         out += [Message(m.role, m.content) for m in upto if m.role in ("user", "assistant")]
         return out
+
+    def prompt_parts(self, upto: list[Any]) -> tuple[list[Message], Sampling]:
+        """Messages and sampling for a request (the conversation is read once)."""
+        conv = self.load_conversation()
+        return self.engine_messages(upto, conv), self.current_sampling(conv)
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -124,10 +144,10 @@ class ChatActions:
     def start_reply(self, parent: Any) -> None:
         """Ask the worker for a reply under user message ``parent`` (the end of ``branch``)."""
         self.banners.clear("reply")
-        request = GenerateRequest(
-            conversation_id=parent.conversation_id, parent_id=parent.id,
-            messages=self.engine_messages(self.branch), sampling=self.current_sampling(),
-        )
+        messages, sampling = self.prompt_parts(self.branch)
+        request = GenerateRequest(conversation_id=parent.conversation_id, parent_id=parent.id,
+                                  messages=messages, sampling=sampling)
+        self.reply_conv = parent.conversation_id
         self.set_generating(True)
         self.host.generate(request)
 
@@ -140,15 +160,36 @@ class ChatActions:
         if self.generating:
             self.host.stop()
 
+    def stop_reply_in(self, conv_id: int) -> None:
+        """Stop the current reply if it goes to ``conv_id`` (before that is deleted)."""
+        if self.generating and self.reply_conv == conv_id:
+            self.host.stop()
+
+    def _end_reply(self) -> Any:
+        """Forget the streaming reply; returns it (None if it never started)."""
+        live, self._live, self._live_text = self._live, None, []
+        self.reply_conv = None
+        self.set_generating(False)
+        return live
+
     def on_reply_started(self, msg: Any) -> None:
+        self._live, self._live_text = msg, []
         if msg.conversation_id == self.conv_id:
             self.branch.append(msg)
             self.chat.begin_stream(msg)
 
+    def on_chunk(self, message_id: int, text: str) -> None:
+        if self._live is not None and self._live.id == message_id:
+            self._live_text.append(text)
+        self.chat.append_chunk(message_id, text)
+
     def on_reply_finished(self, done: ReplyDone) -> None:
+        if self.store.closed:  # arrived after the window closed
+            return
         msg = done.message
         self.prompts[msg.id] = (done.prompt_text, done.prompt_tokens)
-        self.set_generating(False)
+        streamed_here = self.chat.live_id == msg.id
+        self._end_reply()
         before = self.dropped.get(msg.conversation_id, 0)
         self.dropped[msg.conversation_id] = done.dropped_messages
         if done.result.finish_reason == "error":
@@ -157,8 +198,8 @@ class ChatActions:
                 "smaller context size or model in Settings.", "error", "reply")
         if msg.conversation_id == self.conv_id:
             self.branch = self.store.current_branch(msg.conversation_id)
-            if msg.sibling_count > 1 or before != done.dropped_messages:
-                self.render_branch()  # counters on alternates or the context marker changed
+            if msg.sibling_count > 1 or before != done.dropped_messages or not streamed_here:
+                self.render_branch()  # alternates' counters or the context marker changed
             else:
                 self.chat.end_stream(msg)
             self.sidebar.refresh()
@@ -166,11 +207,15 @@ class ChatActions:
         self.reply_done.emit(done)
 
     def on_request_failed(self, _request_id: int, message: str) -> None:
-        self.set_generating(False)
+        if self.store.closed:
+            return
+        live = self._end_reply()
         if message:
             self.banners.show_banner(message, "error", "reply")
         if self.conv_id:
             self.branch = self.store.current_branch(self.conv_id)
+            if live is not None and self.chat.live_id == live.id:
+                self.render_branch()  # the reply ended without being stored as finished
         self.request_done.emit()
 
     # -- chat view actions ---------------------------------------------------------------------
@@ -232,13 +277,12 @@ class ChatActions:
                 "inspect", timeout_ms=8000)
             return
         self._inspect_pending = message_id
-        self.host.render_prompt(message_id, self.engine_messages(self.branch[:index]),
-                                self.current_sampling())
+        self.host.render_prompt(message_id, *self.prompt_parts(self.branch[:index]))
 
     def on_prompt_ready(self, message_id: int, text: str, tokens: int) -> None:
         from app.ui.inspector import PromptInspector
 
-        if message_id != self._inspect_pending:
+        if message_id != self._inspect_pending or self.store.closed:
             return
         self._inspect_pending = None
         msg = self.store.get_message(message_id)
@@ -263,8 +307,7 @@ class ChatActions:
         if not self.branch:
             self.meter.setText(f"0 / {n_ctx:,} tokens")
             return
-        self.host.count(GenerateRequest(self.conv_id or 0, 0, self.engine_messages(self.branch),
-                                        self.current_sampling()))
+        self.host.count(GenerateRequest(self.conv_id or 0, 0, *self.prompt_parts(self.branch)))
 
     def on_counted(self, count: ContextCount) -> None:
         if count.conversation_id != (self.conv_id or 0):
@@ -278,81 +321,3 @@ class ChatActions:
         if count.dropped_messages != self.dropped.get(count.conversation_id, 0) and not self.generating:
             self.dropped[count.conversation_id] = count.dropped_messages
             self.render_branch()
-
-    # -- models --------------------------------------------------------------------------------
-    def load_initial_model(self) -> None:
-        from app.ui.model_picker import installed_models
-
-        self.picker.refresh(self.settings.context_size)
-        models = installed_models()
-        wanted = self.settings.model
-        paths = [str(m.path) for m in models]
-        if wanted not in paths:
-            wanted = paths[0] if paths else None
-            if len(models) > 1:
-                from app.hub import installed
-
-                default = installed.default_model()
-                wanted = str(default.path) if default else wanted
-        if not any("llama-2" in f"{m.name} {m.path.name} {m.repo_id}".lower() for m in models):
-            banner = self.banners.show_banner(
-                "You are chatting with the small built-in starter model. For much better answers,"
-                " download Llama-2-chat 7B (about 4 GB, runs on most computers).", "info", "invite")
-            banner.add_action("Get Llama-2-chat 7B…", self.open_model_manager)
-        if wanted:
-            self.load_model(wanted)
-        else:
-            self.state_label.setText("No model installed")
-            self.banners.show_banner("No model is installed: use “Get models…” to download one.",
-                                     "warning", "nomodel")
-
-    def load_model(self, path: str) -> None:
-        self.banners.clear("load")
-        self.picker.select_path(path)
-        self.model_state = "loading"
-        self.composer.set_model_ready(False)
-        self.state_label.setText(f"Loading {self.picker.name_for(path)}…")
-        try:
-            options = self.settings.load_options(path)
-        except UserError as err:
-            self.on_load_failed(str(err), None)
-            return
-        self.host.load(path, options, self.picker.name_for(path))
-
-    def on_loaded(self, info: Any) -> None:
-        self.model_info = info
-        self.model_state = "ready"
-        self.picker.select_path(str(info.path))
-        self.composer.set_model_ready(True)
-        where = "CPU" if info.n_gpu_layers == 0 else "GPU"
-        name = self.picker.name_for(str(info.path))
-        self.state_label.setText(
-            f"Ready: {name} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
-        self.settings.model = str(info.path)
-        try:
-            from app import settings as app_settings
-
-            app_settings.save(self.settings)
-        except (UserError, OSError) as err:
-            log.warning("settings not saved: %s", err)
-        self.request_count()
-        self.model_ready.emit(info)
-
-    def on_load_failed(self, message: str, still_loaded: Any) -> None:
-        banner = self.banners.show_banner(message, "error", "load")
-        banner.add_action("Get models…", self.open_model_manager)
-        if still_loaded:
-            self.model_info = still_loaded
-            self.model_state = "ready"
-            self.picker.select_path(str(still_loaded.path))
-            self.composer.set_model_ready(True)
-            self.state_label.setText(f"Ready: {still_loaded.name} (the new model failed to load)")
-        else:
-            self.model_info = None
-            self.model_state = "failed"
-            self.composer.set_model_ready(False)
-            self.state_label.setText(f"Model failed to load: {Path(self.picker.current_path()).name}")
-        self.model_failed.emit(message)
-
-    def open_model_manager(self) -> None:
-        raise NotImplementedError

@@ -9,16 +9,13 @@ from PySide6.QtCore import QByteArray, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
+from app.store.models import STATE_LABELS as STORE_STATE_LABELS
 from app.ui.markdown import ACTION_SCHEME, SAFE_LINK, render_markdown, render_plain, settled_length
 
 RENDER_INTERVAL_MS = 33  # the streaming message is re-rendered at most ~30 times a second
 LIVE_TAIL_MARKDOWN = 4000  # a longer unsettled tail streams as plain text until it settles
-STATE_LABELS = {
-    "cancelled": "stopped",
-    "interrupted": "interrupted",
-    "error": "failed",
-    "partial": "writing…",
-}
+# The store's states, in the window's (shorter) words.
+STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
 
 
 def footer_html(msg: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -21,7 +23,7 @@ class PromptInspector(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Prompt inspector")
         count = f"{tokens:,} tokens" if tokens >= 0 else "token count unavailable"
-        self.summary = QLabel(f"<b>{count}</b> — {note}")
+        self.summary = QLabel(f"<b>{count}</b> — {html.escape(note)}")  # note: model's name
         self.summary.setWordWrap(True)
         self.text = QPlainTextEdit(text)
         self.text.setReadOnly(True)

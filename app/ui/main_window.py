@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
@@ -28,12 +28,14 @@ from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.sidebar import Sidebar
 from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
 _startup_frozen = False  # gc.freeze() done (once per process, by the first window)
+CLOSE_WAIT_MS = 10_000  # on close, wait this long for the model thread before closing later
 
 
 def default_engine_factory() -> Any:
@@ -47,13 +49,14 @@ def window_settings() -> QSettings:
     return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
 
 
-class MainWindow(ChatActions, QMainWindow):
+class MainWindow(ChatActions, ModelActions, QMainWindow):
     """The whole app window. ``engine_factory`` builds the engine inside the model thread."""
 
     reply_done = Signal(object)  # ReplyDone, after the window has shown it
     model_ready = Signal(object)  # ModelInfo
     model_failed = Signal(str)
     request_done = Signal()  # a request ended without a reply (error or cancelled early)
+    close_wait_ms = CLOSE_WAIT_MS
 
     def __init__(self, engine_factory: Callable[[], Any] | None = None, *,
                  db_path: Path | None = None, auto_load: bool = True) -> None:
@@ -65,6 +68,8 @@ class MainWindow(ChatActions, QMainWindow):
         self.db_path = db_path or paths.database_path()
         self.store = Store.open(self.db_path)
         self.host = EngineHost(engine_factory or default_engine_factory, self.db_path, self)
+        self._closing = False  # closeEvent has begun (it finishes once the model thread ends)
+        self._close_later = False  # closing again when the model thread ends
         self._build()
         self._connect()
         self._init_chat_state()
@@ -163,7 +168,7 @@ class MainWindow(ChatActions, QMainWindow):
         w.loaded.connect(self.on_loaded)
         w.load_failed.connect(self.on_load_failed)
         w.reply_started.connect(self.on_reply_started)
-        w.chunk.connect(self.chat.append_chunk)
+        w.chunk.connect(self.on_chunk)
         w.reply_finished.connect(self.on_reply_finished)
         w.request_failed.connect(self.on_request_failed)
         w.counted.connect(self.on_counted)
@@ -232,6 +237,7 @@ class MainWindow(ChatActions, QMainWindow):
         self.open_conversation(conv_id, 0)
 
     def purge_conversation(self, conv_id: int) -> None:
+        self.stop_reply_in(conv_id)  # its reply has nowhere left to go
         self.store.delete_forever(conv_id)
         self.sidebar.refresh()
 
@@ -251,9 +257,9 @@ class MainWindow(ChatActions, QMainWindow):
     def open_settings(self) -> None:
         from app.ui.settings_dialog import SettingsDialog
 
-        conv = self.store.get_conversation(self.conv_id) if self.conv_id else None
+        conv = self.load_conversation()
         system = conv.system_prompt if conv else self.settings.default_system_prompt
-        dialog = SettingsDialog(system, self.current_sampling(), self.settings, self,
+        dialog = SettingsDialog(system, self.current_sampling(conv), self.settings, self,
                                 model_path=self.picker.current_path() or None)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
@@ -269,6 +275,7 @@ class MainWindow(ChatActions, QMainWindow):
         except UserError as err:
             self.show_error(str(err))
         self.apply_font()
+        self.picker.refresh(self.settings.context_size)  # fit verdicts depend on the context
         if reload and self.picker.current_path():
             self.load_model(self.picker.current_path())
         else:
@@ -299,11 +306,25 @@ class MainWindow(ChatActions, QMainWindow):
         qs.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_state()
-        manager = getattr(self, "_manager", None)
-        if manager is not None:
-            manager.shutdown()
-        self.host.close()
+        if not self._closing:
+            self._closing = True
+            self.save_state()
+            manager = getattr(self, "_manager", None)
+            if manager is not None:
+                manager.shutdown()
+        if not self.host.close(0 if self._close_later else self.close_wait_ms):
+            # A model load cannot be cancelled, and destroying its running thread would abort
+            # the app: close again once the thread has ended.
+            self.state_label.setText("Closing after the model finishes loading…")
+            self.splitter.setEnabled(False)
+            self.picker.setEnabled(False)
+            if not self._close_later:
+                self._close_later = True
+                self.host.model_thread.finished.connect(self.close)
+                if self.host.model_thread.isFinished():  # it ended before the connection
+                    QTimer.singleShot(0, self.close)
+            event.ignore()
+            return
         if not self.store.closed:
             self.store.close()
         super().closeEvent(event)

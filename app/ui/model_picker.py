@@ -50,7 +50,7 @@ class ModelPicker(QComboBox):
         self.setToolTip("Model used for the next reply")
         self.setMinimumContentsLength(44)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.verdicts: dict[str, str] = {}
+        self.verdicts: dict[tuple[str, int], str] = {}  # by (path, context size)
         self.models: list[Any] = []
         self._current = ""
         self._filling = False
@@ -70,13 +70,14 @@ class ModelPicker(QComboBox):
         self.addItem("Get models…", GET_MODELS)
         self._filling = False
         self.select_path(self._current)
-        paths = [str(m.path) for m in self.models if str(m.path) not in self.verdicts]
+        ctx = self.n_ctx
+        paths = [str(m.path) for m in self.models if (str(m.path), ctx) not in self.verdicts]
         if paths:
-            ctx = self.n_ctx
-            run_in_background(lambda: self._verdicts(paths, ctx), self._got_verdicts)
+            run_in_background(lambda: self._verdicts(paths, ctx),
+                              lambda found: self._got_verdicts(found, ctx))
 
     def _label(self, model: Any) -> str:
-        verdict = self.verdicts.get(str(model.path))
+        verdict = self.verdicts.get((str(model.path), self.n_ctx))
         size = human_size(model.size_bytes)
         return f"{model.name} — {size}" + (f" — {verdict}" if verdict else "")
 
@@ -93,8 +94,8 @@ class ModelPicker(QComboBox):
                 out[path] = "unreadable file"
         return out
 
-    def _got_verdicts(self, verdicts: dict[str, str]) -> None:
-        self.verdicts.update(verdicts)
+    def _got_verdicts(self, verdicts: dict[str, str], n_ctx: int) -> None:
+        self.verdicts.update({(path, n_ctx): verdict for path, verdict in verdicts.items()})
         for index, model in enumerate(self.models):
             if index < self.count():
                 self.setItemText(index, self._label(model))

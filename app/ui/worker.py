@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class ContextCount:
     tokens: int
     n_ctx: int
     dropped_messages: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class EngineWorker(QObject):
@@ -153,10 +152,14 @@ class EngineWorker(QObject):
         if engine is None or engine.info is None:
             return
         try:
-            total = engine.count_tokens(request.messages)
-            dropped = 0
             if request.messages and request.messages[-1].role == "user":
-                dropped = engine.prepare(request.messages, request.sampling).dropped_messages
+                # One render when nothing is dropped: the prompt is then the whole conversation.
+                prompt = engine.prepare(request.messages, request.sampling)
+                dropped = prompt.dropped_messages
+                total = (len(prompt.tokens) if not dropped
+                         else engine.count_tokens(request.messages))
+            else:
+                total, dropped = engine.count_tokens(request.messages), 0
         except UserError as err:
             total, dropped = -1, 0
             log.info("count failed: %s", err)
@@ -180,10 +183,30 @@ class EngineWorker(QObject):
 
     @Slot(object)
     def generate(self, request: GenerateRequest) -> None:
+        """Produce one reply; always ends in exactly one reply_finished or request_failed.
+
+        The window shows "Stop" until one of them arrives, so nothing may leave this slot
+        without it (an exception escaping a slot would also reach sys.excepthook here).
+        """
+        rid = request.request_id
+        outcome: ReplyDone | str = ""
+        try:
+            outcome = self._generate(request)
+        except Exception as err:
+            log.exception("generation failed")
+            outcome = ("" if self._is_cancelled(rid)
+                       else f"The reply failed: {type(err).__name__}: {err}")
+        finally:
+            if isinstance(outcome, ReplyDone):
+                self.reply_finished.emit(outcome)
+            else:
+                self.request_failed.emit(rid, outcome)
+
+    def _generate(self, request: GenerateRequest) -> ReplyDone | str:
+        """The reply, or why there is none ("" when it was cancelled or its message is gone)."""
         rid = request.request_id
         if self._is_cancelled(rid):
-            self.request_failed.emit(rid, "")
-            return
+            return ""
         engine = self._ensure()
         try:
             if engine.info is None:
@@ -196,12 +219,10 @@ class EngineWorker(QObject):
                 model_file=str(info.path),
             )
         except UserError as err:
-            self.request_failed.emit(rid, str(err))
-            return
+            return "" if self._is_cancelled(rid) else str(err)
         except Exception as err:
             log.exception("generation could not start")
-            self.request_failed.emit(rid, f"The reply could not start: {type(err).__name__}: {err}")
-            return
+            return f"The reply could not start: {type(err).__name__}: {err}"
         if self._is_cancelled(rid):
             engine.cancel()  # Stop came before generate() reset the engine's flag
         self.reply_started.emit(message)
@@ -222,15 +243,31 @@ class EngineWorker(QObject):
             result = dataclasses.replace(generation.result, model_name=self._model_name())
             stored = writer.finish(result)
         except Exception as err:
-            log.exception("generation failed")
             if pending:
                 self.chunk.emit(message.id, "".join(pending))
-            stored = writer.fail(f"{type(err).__name__}: {err}")
+            if self._message_gone(message.id):  # its conversation was deleted for good
+                log.info("reply %d ended: its message was deleted (%s)", message.id, err)
+                return ""
+            log.exception("generation failed")
+            try:
+                stored = writer.fail(f"{type(err).__name__}: {err}")
+            except Exception as again:
+                log.exception("the failed reply could not be saved")
+                return ("" if self._message_gone(message.id)
+                        else f"The reply could not be saved: {type(again).__name__}: {again}")
             result = GenerationResult(text=writer.text, finish_reason="error", error=stored.error)
         prompt = generation.prompt
-        self.reply_finished.emit(ReplyDone(
-            stored, result, prompt.text, len(prompt.tokens), prompt.dropped_messages, rid,
-        ))
+        return ReplyDone(stored, result, prompt.text, len(prompt.tokens), prompt.dropped_messages,
+                         rid)
+
+    def _message_gone(self, message_id: int) -> bool:
+        try:
+            self._db().get_message(message_id)
+        except UserError:
+            return True
+        except Exception:
+            log.exception("cannot look up message %d", message_id)
+        return False
 
     def _model_name(self) -> str:
         info = self._engine.info if self._engine is not None else None
@@ -274,6 +311,7 @@ class EngineHost(QObject):
         self.model_thread.start()
         self._next_id = 0
         self.active_request = 0
+        self._closing = False
 
     def load(self, path: str, options: Any, display_name: str = "") -> None:
         self._load.emit(path, options, display_name)
@@ -299,12 +337,22 @@ class EngineHost(QObject):
         if self.active_request:
             self.worker.cancel(self.active_request)
 
-    def close(self, timeout_ms: int = 10_000) -> None:
-        """Cancel, free the model in its thread, and end the thread."""
-        if not self.model_thread.isRunning():
-            return
-        self.worker.cancel(self._next_id)
-        self._shutdown.emit()
-        self.model_thread.quit()
-        if not self.model_thread.wait(timeout_ms):
-            log.warning("model thread did not stop within %d ms", timeout_ms)
+    def close(self, timeout_ms: int | None = 10_000) -> bool:
+        """Cancel, free the model in its thread, and end the thread; True once it has ended.
+
+        A model load cannot be cancelled: when the thread is still busy after ``timeout_ms``
+        this returns False and the thread goes on (the caller must keep this object alive and
+        call again, or wait with ``timeout_ms=None``: destroying a running QThread aborts).
+        """
+        thread = self.model_thread
+        if not thread.isRunning():
+            return True
+        if not self._closing:
+            self._closing = True
+            self.worker.cancel(self._next_id)
+            self._shutdown.emit()
+            thread.quit()
+        if thread.wait() if timeout_ms is None else thread.wait(timeout_ms):
+            return True
+        log.warning("model thread did not stop within %d ms", timeout_ms)
+        return False
