@@ -7,6 +7,7 @@ import functools
 import logging
 import platform
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,18 @@ class _Static:
     nvidia: bool
 
 
-@functools.lru_cache(maxsize=1)
+_STATIC_LOCK = threading.Lock()
+
+
 def _static() -> _Static:
+    """Probe once; concurrent first callers wait for that one probe (two threads importing
+    pynvml and llama_cpp at the same moment under PySide6's import hook aborted the process)."""
+    with _STATIC_LOCK:
+        return _probe_static()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_static() -> _Static:
     import psutil
 
     ram_total = int(psutil.virtual_memory().total)

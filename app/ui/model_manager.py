@@ -174,6 +174,15 @@ class ModelManager(QDialog):
         style = ' style="color:#c0392b;"' if error else ""
         self.message.setText(f"<span{style}>{linkify(text)}</span>")
 
+    def showEvent(self, event: Any) -> None:
+        """The dialog is reused: verdicts follow a context size changed in Settings meanwhile."""
+        if int(self.settings.context_size) != self.n_ctx:
+            self.n_ctx = int(self.settings.context_size)
+            self.verdicts.clear()
+            self.tree.headerItem().setText(2, f"Fit at {self.n_ctx:,} tokens")
+            self.refresh_catalogue()
+        super().showEvent(event)
+
     # -- catalogue -----------------------------------------------------------------------------
     def refresh_catalogue(self) -> None:
         from app.hub import catalogue

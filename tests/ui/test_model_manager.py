@@ -163,3 +163,14 @@ def test_import_of_a_corrupt_file_is_a_message(qtbot: Any, manager_dialog: Any, 
     manager_dialog.import_file(str(bad))
     qtbot.waitUntil(lambda: "bad.gguf" in manager_dialog.message.text()
                     and "color:#c0392b" in manager_dialog.message.text(), timeout=30_000)
+
+
+def test_reopened_dialog_follows_a_new_context_size(qtbot: Any, manager_dialog: Any) -> None:
+    qtbot.waitUntil(lambda: catalogue_rows(manager_dialog)["Llama-2 70B chat"][0][2] != "…",
+                    timeout=30_000)
+    manager_dialog.hide()
+    manager_dialog.settings.context_size = 1_000_000  # a 70B KV cache this long fits nowhere here
+    manager_dialog.show()
+    assert manager_dialog.tree.headerItem().text(2) == "Fit at 1,000,000 tokens"
+    qtbot.waitUntil(lambda: catalogue_rows(manager_dialog)["Llama-2 70B chat"][0][2] == "won't fit",
+                    timeout=30_000)
