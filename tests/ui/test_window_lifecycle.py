@@ -119,15 +119,18 @@ def test_close_during_a_slow_model_load_waits_for_the_model_thread(qtbot: Any,
                                                                    make_window: Any) -> None:
     engine = FakeEngine()
     gate = threading.Event()
+    loading = threading.Event()
     original = engine.load
 
     def slow_load(path: Any, options: Any = None) -> Any:
+        loading.set()
         gate.wait(5)  # a load cannot be cancelled
         return original(path, options)
 
     engine.load = slow_load  # type: ignore[method-assign]
     window = make_window(engine, wait_ready=False)
     window.close_wait_ms = 50
+    qtbot.waitUntil(loading.is_set, timeout=10_000)  # the model thread is inside the load
     thread = window.host.model_thread
     try:
         window.close()
