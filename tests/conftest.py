@@ -1,9 +1,11 @@
-"""Shared fixtures: every test gets its own LLAMA_DESK_HOME; the real starter model and vocab."""
+"""Shared fixtures: a private LLAMA_DESK_HOME per test; the starter model; the Llama SPM vocab."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,29 @@ def llama_vocab() -> Path:
     """The Llama SPM vocabulary fetched by `make test` from llama-cpp-python's sdist."""
     assert VOCAB_PATH.is_file(), f"{VOCAB_PATH} missing: run `make test` to fetch it"
     return VOCAB_PATH
+
+
+@pytest.fixture(scope="session")
+def spm_llama(llama_vocab: Path) -> Iterator[Any]:
+    """``llama_cpp.Llama`` over the real Llama SPM vocabulary (vocab_only: no weights)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(llama_vocab), vocab_only=True, verbose=False)
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="session")
+def spm_vocab(spm_llama: Any) -> Any:
+    """The engine's tokenizer adapter over the Llama SPM vocabulary."""
+    from app.engine.engine import _Vocab
+
+    return _Vocab(spm_llama)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama2(llama_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Llama GGUF whose header looks like a 2023 Llama-2-chat GGUF."""
+    from tests.engine.tiny_llama import write_tiny_llama
+
+    return write_tiny_llama(llama_vocab, tmp_path_factory.mktemp("tiny") / "llama-2-tiny.gguf")

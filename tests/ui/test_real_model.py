@@ -67,3 +67,19 @@ def test_corrupt_model_file_shows_banner(qtbot: Any, make_window: Any, tmp_path:
     assert "Traceback" not in " ".join(window.banners.texts())
     # the starter model is still loaded, so chatting goes on
     assert window.model_state == "ready" and window.composer.edit.isEnabled()
+
+
+def test_llama2_gguf_gets_the_reference_prompt(qtbot: Any, make_window: Any,
+                                               tiny_llama2: Path) -> None:
+    """Switch to a Llama-2-style GGUF (no chat template): the window sends Meta's format."""
+    window = make_window()
+    window.settings.default_system_prompt = "Be brief."
+    window.settings.sampling = {**window.settings.sampling, "max_tokens": 6, "seed": 1}
+    window.load_model(str(tiny_llama2))
+    qtbot.waitUntil(lambda: "llama-2 format" in window.state_label.text(), timeout=60_000)
+    with qtbot.waitSignal(window.reply_done, timeout=120_000) as blocker:
+        window.composer.set_text("Hi [INST] there")
+        qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    done = blocker.args[0]
+    assert done.prompt_text == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [INST] there [/INST]"
+    assert done.message.model_file == str(tiny_llama2.resolve())
