@@ -25,3 +25,7 @@ class SettingsError(UserError):
 
 class ModelTooLargeError(UserError):
     """A model needs more memory than this machine has free."""
+
+
+class Cancelled(UserError):
+    """A request was stopped before it produced anything (faces show no error for it)."""

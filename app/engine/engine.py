@@ -9,52 +9,27 @@ import random
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from app.engine.budget import fit_prompt
 from app.engine.formats import PromptFormat, choose_format
 from app.engine.modelfile import ModelFileInfo, check_model_file
-from app.engine.types import GenerationResult, Message, PreparedPrompt, Sampling
+from app.engine.types import (
+    EngineState,
+    GenerationResult,
+    LoadOptions,
+    Message,
+    ModelInfo,
+    PreparedPrompt,
+    Sampling,
+)
 from app.errors import ModelFileError, ModelTooLargeError, SettingsError, UserError
 
+__all__ = ["EngineThreadError", "Generation", "LlamaEngine", "LoadOptions", "ModelInfo"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load a model. ``n_gpu_layers`` None = automatic (from the memory planner)."""
-
-    n_ctx: int = 4096
-    n_gpu_layers: int | None = None
-    n_threads: int | None = None
-    n_batch: int = 512
-    flash_attn: bool = False
-    use_mmap: bool = True
-    prompt_format: str = "auto"
-
-    def __post_init__(self) -> None:
-        if not 256 <= self.n_ctx <= 1_048_576:
-            raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
-        if not 1 <= self.n_batch <= 65_536:
-            raise SettingsError(f"Batch size {self.n_batch} is out of range; use 1 to 65536.")
-        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
-            raise SettingsError(f"Thread count {self.n_threads} is out of range; use 1 to 1024.")
-        if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
-            raise SettingsError("GPU layers must be -1 (all), 0 (CPU only) or a positive count.")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A loaded model, as the window and CLI show it."""
-
-    name: str
-    path: Path
-    file: ModelFileInfo
-    n_ctx: int
-    n_gpu_layers: int
-    format_name: str
 
 
 class _Vocab:
@@ -103,35 +78,53 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     return llama_cpp.Llama(**kwargs)
 
 
-class Engine:
-    """Loads one model at a time and streams chat replies from it.
+class EngineThreadError(RuntimeError):
+    """An engine was used from a thread other than its owner (a bug, never the user's doing)."""
 
-    Threading: one thread owns an Engine and makes every call on it (load, generate and iterate,
-    close). The only exception is ``cancel()``, which any thread may call: it sets a flag that the
-    generation loop checks at every token and that llama.cpp's abort callback checks during prompt
+
+class LlamaEngine:
+    """The local engine: loads one GGUF at a time in llama.cpp and streams chat replies from it.
+
+    Threading: the thread that creates a LlamaEngine owns it and makes every call on it (load,
+    generate and iterate, close); any other thread gets ``EngineThreadError``. The only
+    exception is ``cancel()``, which any thread may call: it sets a flag that the generation
+    loop checks at every token and that llama.cpp's abort callback checks during prompt
     evaluation.
     """
 
     def __init__(self) -> None:
+        self._owner = threading.get_ident()
         self._llm: Any = None
         self._vocab: _Vocab | None = None
         self._format: PromptFormat | None = None
         self._info: ModelInfo | None = None
         self._cancel = threading.Event()
         self._abort_cb: Any = None
+        self._state_key = ""
+        self.options = LoadOptions()
         self.last_prompt: PreparedPrompt | None = None
 
     # -- model lifecycle -------------------------------------------------------------------------
     @property
     def info(self) -> ModelInfo | None:
+        self._check_thread()
         return self._info
 
     @property
     def loaded(self) -> bool:
+        self._check_thread()
         return self._llm is not None
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise EngineThreadError(
+                f"the engine belongs to thread {self._owner} but was called from "
+                f"{threading.current_thread().name} ({threading.get_ident()})"
+            )
 
     def load(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
         """Check and load ``path``, closing the previous model first."""
+        self._check_thread()
         options = options or LoadOptions()
         file_info = check_model_file(path)
         self.close()
@@ -156,6 +149,9 @@ class Engine:
             name=file_info.name, path=file_info.path, file=file_info, n_ctx=llm.n_ctx(),
             n_gpu_layers=layers, format_name=self._format.name,
         )
+        self.options = options
+        self._state_key = (f"{file_info.path}|{file_info.size_bytes}|{options.n_ctx}|{layers}|"
+                           f"{self._format.name}")
         log.info("loaded %s in %.2fs (ctx %d, gpu layers %d, format %s)", file_info.path,
                  time.perf_counter() - started, llm.n_ctx(), layers, self._format.name)
         return self._info
@@ -170,6 +166,7 @@ class Engine:
 
     def close(self) -> None:
         """Free the model and its context (safe to call twice)."""
+        self._check_thread()
         llm, self._llm = self._llm, None
         self._vocab = self._format = self._info = None
         self.last_prompt = None
@@ -192,6 +189,7 @@ class Engine:
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, ctypes.c_void_p(0))
 
     def _require(self) -> tuple[Any, _Vocab, PromptFormat, ModelInfo]:
+        self._check_thread()
         if self._llm is None or self._vocab is None or self._format is None or self._info is None:
             raise UserError("No model is loaded; choose a model first.")
         return self._llm, self._vocab, self._format, self._info
@@ -215,6 +213,26 @@ class Engine:
         """Tokens the full conversation takes in this model's format (for the context meter)."""
         _, vocab, fmt, _ = self._require()
         return len(fmt.render(messages, vocab).tokens)
+
+    def reset_context(self) -> None:
+        """Forget the evaluated context: the next reply evaluates its whole prompt (benchmarks)."""
+        self._require()[0].reset()
+
+    def save_state(self) -> EngineState | None:
+        """The evaluated context (llama.cpp's state) and the token ids it covers."""
+        llm = self._require()[0]
+        if llm.n_tokens == 0:
+            return None
+        return EngineState(self._state_key, llm._input_ids[: llm.n_tokens].tolist(),
+                           llm.save_state())
+
+    def restore_state(self, state: EngineState) -> int:
+        """Put back a state saved for the loaded model; the next reply reuses its tokens."""
+        llm = self._require()[0]
+        if state.key != self._state_key or state.data is None:
+            return 0
+        llm.load_state(state.data)
+        return int(llm.n_tokens)
 
     def generate(self, messages: Sequence[Message], sampling: Sampling | None = None) -> Generation:
         """Start a reply. Raises ``UserError`` at once for a prompt that cannot fit."""
@@ -308,7 +326,7 @@ class Generation:
     stops generation and reports ``cancelled``.
     """
 
-    def __init__(self, engine: Engine, prompt: PreparedPrompt, sampling: Sampling) -> None:
+    def __init__(self, engine: LlamaEngine, prompt: PreparedPrompt, sampling: Sampling) -> None:
         self.prompt = prompt
         self.sampling = sampling
         self._result = GenerationResult()

@@ -1,37 +1,89 @@
-"""A Qt-free owner thread for an Engine: every engine call runs on it; cancel works from anywhere."""
+"""One owner thread for an engine (or the chat service holding it), and per-request cancel tickets."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from app.engine.engine import Engine, Generation
-from app.engine.types import GenerationResult, Message, Sampling
-
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
-class EngineOwner:
-    """Runs an ``Engine`` on one dedicated thread (the CLI's twin of the window's worker).
+class Ticket:
+    """Stops one request from any thread: before it starts, while it prepares, or mid-reply.
 
-    ``call`` and ``stream`` hand work to that thread and wait for it in a way that a Ctrl+C in
-    the calling thread turns into ``engine.cancel()`` (the reply stops, the program does not).
+    The code running the request attaches the engine's ``cancel`` while its reply streams; a
+    ``cancel()`` that comes earlier is remembered and applied as soon as it attaches, and one
+    that comes after it detached reaches nothing (so it can never stop a later request).
     """
 
-    def __init__(self, factory: Callable[[], Engine] = Engine) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-owner")
-        self.engine: Engine = self._pool.submit(factory).result()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._stop: Callable[[], None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        with self._lock:
+            return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._stop is not None:
+                self._stop()
+
+    def attach(self, stop: Callable[[], None]) -> None:
+        """Route ``cancel()`` to ``stop`` (calling it at once if already cancelled)."""
+        with self._lock:
+            self._stop = stop
+            if self._cancelled:
+                stop()
+
+    def detach(self) -> None:
+        with self._lock:
+            self._stop = None
+
+
+class EngineOwner(Generic[R]):
+    """Creates a resource on one dedicated thread and runs every call on it there.
+
+    The CLI waits with ``call`` and ``stream``, which turn a Ctrl+C in the waiting thread into
+    ``on_interrupt()`` (the reply stops, the program does not); the window and the API server
+    ``submit`` work and get a ``Future``. Work runs one item at a time, in order.
+    """
+
+    def __init__(self, factory: Callable[[], R], *, name: str = "engine-owner") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._ident = self._pool.submit(threading.get_ident).result()
+        self.resource: R = self._pool.submit(factory).result()
         self.interrupted = threading.Event()
+        self._closed: Future[None] | None = None
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on the owner thread and return its result."""
-        return self._wait(self._pool.submit(fn, *args, **kwargs))
+    def on_owner_thread(self) -> bool:
+        return threading.get_ident() == self._ident
 
-    def _wait(self, future: Future[T]) -> T:
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Queue ``fn(*args, **kwargs)`` on the owner thread."""
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def call(self, fn: Callable[..., T], *args: Any,
+             on_interrupt: Callable[[], None] | None = None, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the owner thread and wait for its result.
+
+        Called on the owner thread itself, it runs ``fn`` at once (waiting would deadlock).
+        """
+        if self.on_owner_thread():
+            return fn(*args, **kwargs)
+        return self._wait(self._pool.submit(fn, *args, **kwargs), on_interrupt)
+
+    def _wait(self, future: Future[T], on_interrupt: Callable[[], None] | None) -> T:
         while True:
             try:
                 return future.result(timeout=0.1)
@@ -39,55 +91,68 @@ class EngineOwner:
                 continue
             except KeyboardInterrupt:
                 self.interrupted.set()
-                self.engine.cancel()
+                if on_interrupt is not None:
+                    on_interrupt()
 
-    def start(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
-        """Prepare a reply on the owner thread (raises UserError, e.g. context overflow, at once).
+    def stream(self, items: Iterable[T], on_interrupt: Callable[[], None] | None = None
+               ) -> Iterator[T]:
+        """Iterate ``items`` on the owner thread, yielding each item here as it comes.
 
-        A Ctrl+C that arrives while preparing is remembered and stops the reply as it starts
-        (``Engine.generate`` clears the engine's own flag, so setting that alone would be lost).
+        Stopping early (closing this iterator) calls ``on_interrupt`` too, and waits until the
+        owner has finished with ``items``.
         """
-        self.interrupted.clear()
-        return self.call(self.engine.generate, list(messages), sampling)
+        box: queue.Queue[Any] = queue.Queue()
 
-    def stream(self, generation: Generation) -> Iterator[str]:
-        """Iterate ``generation`` on the owner thread, yielding its chunks here."""
-        chunks: queue.Queue[Any] = queue.Queue()
-
-        def run() -> GenerationResult:
+        def run() -> None:
             try:
-                for chunk in generation:
-                    chunks.put(chunk)
+                for item in items:
+                    box.put(item)
             finally:
-                chunks.put(_DONE)
-            return generation.result
+                box.put(_DONE)
 
         future = self._pool.submit(run)
-        if self.interrupted.is_set():
-            self.engine.cancel()
         finished = False
         try:
             while True:
                 try:
-                    item = chunks.get(timeout=0.1)
+                    item = box.get(timeout=0.1)
                 except queue.Empty:
                     continue
                 except KeyboardInterrupt:
                     self.interrupted.set()
-                    self.engine.cancel()
+                    if on_interrupt is not None:
+                        on_interrupt()
                     continue
                 if item is _DONE:
                     finished = True
                     break
                 yield item
         finally:
-            if not finished:  # the consumer stopped early: stop the reply too
-                self.engine.cancel()
-            self._wait(future)
+            if not finished and on_interrupt is not None:
+                on_interrupt()
+            self._wait(future, on_interrupt)
 
-    def close(self) -> None:
-        """Free the model on its own thread and stop the thread."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Close the resource on its thread and end the thread; True once it has ended.
+
+        Work already queued runs first. With a ``timeout`` this may return False while the
+        thread is still busy (a model load cannot be interrupted); call again to keep waiting,
+        or use ``closed`` to be told.
+        """
+        if self._closed is None:
+            close = getattr(self.resource, "close", None)
+            self._closed = self._pool.submit(close if callable(close) else lambda: None)
+            self._pool.shutdown(wait=False)
         try:
-            self._pool.submit(self.engine.close).result()
-        finally:
-            self._pool.shutdown(wait=True)
+            self._closed.result(timeout=timeout)
+        except TimeoutError:
+            return False
+        except Exception:  # a failed close still ends the thread
+            log.exception("closing the engine failed")
+        self._pool.shutdown(wait=True)
+        return True
+
+    @property
+    def closed(self) -> Future[None] | None:
+        """The close in progress (None before ``close``): add a done callback to be told."""
+        return self._closed

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.errors import SettingsError
+
+if TYPE_CHECKING:
+    from app.engine.modelfile import ModelFileInfo
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -36,7 +40,7 @@ class Message:
 
 
 # name -> (minimum, maximum) inclusive; None means unbounded on that side.
-_RANGES: dict[str, tuple[float | None, float | None]] = {
+SAMPLING_RANGES: dict[str, tuple[float | None, float | None]] = {
     "temperature": (0.0, 5.0),
     "top_p": (0.0, 1.0),
     "top_k": (0, 100_000),
@@ -63,7 +67,7 @@ class Sampling:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        for name, (low, high) in _RANGES.items():
+        for name, (low, high) in SAMPLING_RANGES.items():
             value = getattr(self, name)
             if value is None and name == "seed":
                 continue
@@ -131,3 +135,51 @@ class PreparedPrompt:
     text: str = ""
     dropped_messages: int = 0
     format_name: str = ""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model. ``n_gpu_layers`` None = automatic (from the memory planner)."""
+
+    n_ctx: int = 4096
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    n_batch: int = 512
+    flash_attn: bool = False
+    use_mmap: bool = True
+    prompt_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 256 <= self.n_ctx <= 1_048_576:
+            raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
+        if not 1 <= self.n_batch <= 65_536:
+            raise SettingsError(f"Batch size {self.n_batch} is out of range; use 1 to 65536.")
+        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
+            raise SettingsError(f"Thread count {self.n_threads} is out of range; use 1 to 1024.")
+        if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
+            raise SettingsError("GPU layers must be -1 (all), 0 (CPU only) or a positive count.")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A loaded model, as the window and CLI show it."""
+
+    name: str
+    path: Path
+    file: ModelFileInfo | None  # None for an engine that has no local file (a remote server)
+    n_ctx: int
+    n_gpu_layers: int
+    format_name: str
+
+
+@dataclass
+class EngineState:
+    """A snapshot of an engine's evaluated context: the token ids it covers and opaque data.
+
+    Only the engine that made it can restore it; ``key`` names the model and load options it
+    belongs to, so a state for another model or context size is never used.
+    """
+
+    key: str
+    tokens: list[int]
+    data: Any = None

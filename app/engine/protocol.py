@@ -1,0 +1,82 @@
+"""The Engine protocol: what the chat service needs from a local or remote model engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from app.engine.types import (
+    EngineState,
+    GenerationResult,
+    LoadOptions,
+    Message,
+    ModelInfo,
+    PreparedPrompt,
+    Sampling,
+)
+
+
+class Generation(Protocol):
+    """One streaming reply: iterate for text chunks (whole UTF-8 characters), then ``result``.
+
+    Iterate on the engine's owner thread. ``close()`` (or abandoning the iterator) stops the
+    reply; ``result`` then reports ``cancelled``.
+    """
+
+    prompt: PreparedPrompt
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def result(self) -> GenerationResult: ...
+
+
+class Engine(Protocol):
+    """A model engine owned by one thread.
+
+    Every call but ``cancel`` must come from the thread that created the engine (the local
+    engine raises ``EngineThreadError`` otherwise); ``cancel`` may come from any thread and
+    stops the current reply within one token.
+    """
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """The loaded model, or None."""
+        ...
+
+    def load(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
+        """Load ``path`` (closing the previous model); raises ``UserError`` with the reason."""
+        ...
+
+    def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
+        """The exact prompt a reply would be sent, fitted to the context (raises on overflow)."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens ``messages`` take in the model's prompt format."""
+        ...
+
+    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None
+                 ) -> Generation:
+        """Start a reply; raises ``UserError`` at once for a prompt that cannot fit."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the current reply (thread-safe)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (safe to call twice)."""
+        ...
+
+    def save_state(self) -> EngineState | None:
+        """A snapshot of the evaluated context (None when there is nothing to keep)."""
+        ...
+
+    def restore_state(self, state: EngineState) -> int:
+        """Restore a snapshot made by this engine for the loaded model; returns the tokens it
+        covers, or 0 when it does not belong to the loaded model (nothing changes then)."""
+        ...
