@@ -1,32 +1,41 @@
-"""Speed measurements shared by `llama-desk bench` and tests/benchmarks: engine vs raw llama_cpp."""
+"""Speed measurements shared by `llama-desk bench` and tests/benchmarks: the app vs raw llama_cpp."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.engine.engine import Engine, LoadOptions, load_llama
+from app.chat.service import ChatService
+from app.engine.engine import LlamaEngine, load_llama
 from app.engine.types import Message, Sampling
+from app.settings import AppSettings
 
 BENCH_PROMPT = "Write a long, detailed story about a llama who learns to sail across the ocean."
 
 
 @dataclass
 class DecodeBench:
-    """Decode speed of the engine, and of raw ``llama_cpp.Llama`` run alternately in one process."""
+    """Decode speed through the chat service, and of raw ``llama_cpp.Llama`` run alternately."""
 
     engine_tps: list[float] = field(default_factory=list)
     raw_tps: list[float] = field(default_factory=list)
     engine_ttft: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
     tokens: list[int] = field(default_factory=list)
+    model: str = ""
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.engine_tps) / statistics.median(self.raw_tps)
+
+
+def _service(settings: AppSettings | None) -> ChatService:
+    fixed = settings or AppSettings()
+    return ChatService(LlamaEngine(), settings=lambda: fixed, history=False)
 
 
 def _raw_run(llm: Any, tokens: list[int], sampling: Sampling) -> tuple[float, int]:
@@ -53,49 +62,56 @@ def _raw_run(llm: Any, tokens: list[int], sampling: Sampling) -> tuple[float, in
     return ((n - 1) / (last - first) if n > 1 else 0.0), n
 
 
-def decode_bench(path: Path, options: LoadOptions, *, runs: int = 5, max_tokens: int = 128,
-                 vs_raw: bool = True) -> DecodeBench:
-    """Alternate engine and raw runs with identical settings, prompt tokens and seed."""
-    sampling = Sampling(max_tokens=max_tokens, seed=1234, temperature=0.7)
+def decode_bench(model: str | Path, overrides: Mapping[str, Any] | None = None, *,
+                 runs: int = 5, max_tokens: int = 128, vs_raw: bool = True,
+                 settings: AppSettings | None = None) -> DecodeBench:
+    """Alternate app and raw runs with identical settings, prompt tokens and seed.
+
+    The app side is a chat service reply, exactly what a face gets; its KV cache is reset
+    before each run so both sides evaluate the same prompt from scratch.
+    """
+    request = {"max_tokens": max_tokens, "seed": 1234, "temperature": 0.7}
     messages = [Message("user", BENCH_PROMPT)]
-    engine = Engine()
-    info = engine.load(path, options)
-    raw = load_llama(info.path, options, info.n_gpu_layers) if vs_raw else None
-    out = DecodeBench()
+    service = _service(settings)
+    info = service.load_model(str(model), overrides=overrides)
+    engine = service.engine
+    assert isinstance(engine, LlamaEngine)
+    raw = load_llama(info.path, engine.options, info.n_gpu_layers) if vs_raw else None
+    out = DecodeBench(model=str(info.path))
     try:
         for _ in range(runs):
-            engine._llm.reset()  # no KV reuse: both sides evaluate the same prompt from scratch
-            gen = engine.generate(messages, sampling)
-            gen.text()
-            out.engine_tps.append(gen.result.tokens_per_s)
-            out.engine_ttft.append(gen.result.ttft_s)
-            out.prompt_tokens = gen.result.prompt_tokens
-            out.tokens.append(gen.result.generated_tokens)
+            engine.reset_context()
+            reply = service.complete(messages, overrides=request)
+            reply.text()
+            out.engine_tps.append(reply.result.tokens_per_s)
+            out.engine_ttft.append(reply.result.ttft_s)
+            out.prompt_tokens = reply.result.prompt_tokens
+            out.tokens.append(reply.result.generated_tokens)
             if raw is not None:
-                tps, n = _raw_run(raw, gen.prompt.tokens, sampling)
+                tps, n = _raw_run(raw, reply.prompt.tokens, reply.sampling)
                 out.raw_tps.append(tps)
                 out.tokens.append(n)
     finally:
-        engine.close()
+        service.close()
         if raw is not None:
             raw.close()
     return out
 
 
-def ttft_by_turn(path: Path, options: LoadOptions, *, turns: int = 20, max_tokens: int = 48
-                 ) -> list[float]:
+def ttft_by_turn(model: str | Path, overrides: Mapping[str, Any] | None = None, *,
+                 turns: int = 20, max_tokens: int = 48) -> list[float]:
     """Time to first token of each turn of one growing conversation (KV cache reused)."""
-    engine = Engine()
-    engine.load(path, options)
+    service = _service(None)
+    service.load_model(str(model), overrides=overrides)
     messages = [Message("system", "You are a helpful assistant. Keep answers short.")]
     ttfts = []
     try:
         for turn in range(turns):
             messages.append(Message("user", f"Question {turn + 1}: name an animal and one fact "
                                             "about it."))
-            gen = engine.generate(messages, Sampling(max_tokens=max_tokens, seed=turn))
-            messages.append(Message("assistant", gen.text()))
-            ttfts.append(gen.result.ttft_s)
+            reply = service.complete(messages, overrides={"max_tokens": max_tokens, "seed": turn})
+            messages.append(Message("assistant", reply.text()))
+            ttfts.append(reply.result.ttft_s)
     finally:
-        engine.close()
+        service.close()
     return ttfts

@@ -55,17 +55,32 @@ class MessagesMixin(StoreBase):
         """The messages shown: root to leaf along the conversation's remembered branch."""
         with self._read() as conn:
             self._require_conversation(conversation_id)
-            rows = conn.execute(
-                f"""WITH RECURSIVE branch(id, depth) AS (
-                    SELECT current_leaf_id, 0 FROM conversations WHERE id = ?
-                    UNION ALL
-                    SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
-                    WHERE m.parent_id IS NOT NULL
-                )
-                SELECT {MESSAGE_COLUMNS}, {_SIBLINGS}
-                FROM branch b JOIN messages m ON m.id = b.id ORDER BY b.depth DESC""",
-                (conversation_id,),
-            ).fetchall()
+            row = conn.execute(
+                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            return self._path(conn, row[0])
+
+    def path_to(self, message_id: int) -> list[StoredMessage]:
+        """The messages from the root down to ``message_id`` (included): what it answers."""
+        with self._read() as conn:
+            found = self._path(conn, message_id)
+        if not found:
+            raise StoreError(f"No message with id {message_id}.")
+        return found
+
+    @staticmethod
+    def _path(conn: Any, leaf_id: int | None) -> list[StoredMessage]:
+        rows = conn.execute(
+            f"""WITH RECURSIVE branch(id, depth) AS (
+                SELECT ?, 0
+                UNION ALL
+                SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
+                WHERE m.parent_id IS NOT NULL
+            )
+            SELECT {MESSAGE_COLUMNS}, {_SIBLINGS}
+            FROM branch b JOIN messages m ON m.id = b.id ORDER BY b.depth DESC""",
+            (leaf_id,),
+        ).fetchall()
         return [message_from_row(row, row[12], row[13]) for row in rows]
 
     def siblings(self, message_id: int) -> list[StoredMessage]:

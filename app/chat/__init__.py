@@ -1,0 +1,1 @@
+"""The chat service: the one Qt-free way every face (window, CLI, API server) runs a conversation."""

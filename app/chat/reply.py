@@ -1,0 +1,116 @@
+"""Reply: one streaming answer from the chat service, saved through a ReplyWriter as it comes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING
+
+from app.engine.owner import Ticket
+from app.engine.types import GenerationResult, PreparedPrompt, Sampling
+from app.errors import UserError
+
+if TYPE_CHECKING:
+    from app.engine.protocol import Generation
+    from app.store import Store, StoredMessage
+
+log = logging.getLogger(__name__)
+
+
+class Reply:
+    """Iterate for the text chunks; afterwards ``result`` and (when stored) ``message``.
+
+    Iterate on the engine's owner thread. The text is saved at most every 0.5 s while it
+    streams and once more at the end, with the stats and the state (complete, cancelled or
+    error). Stopping the iteration early stops the reply and stores it as cancelled. When the
+    conversation was deleted for good meanwhile, the reply ends quietly with ``gone`` set.
+    """
+
+    def __init__(self, generation: Generation, sampling: Sampling, ticket: Ticket,
+                 model_name: str, *, stop: Callable[[], None] | None = None,
+                 store: Store | None = None, user_message: StoredMessage | None = None,
+                 message: StoredMessage | None = None) -> None:
+        self.generation = generation
+        self.prompt: PreparedPrompt = generation.prompt
+        self.sampling = sampling
+        self.ticket = ticket
+        self.model_name = model_name
+        self.user_message = user_message
+        self.message = message  # the assistant message: partial until the reply ends
+        self.gone = False
+        self._store = store
+        self._result: GenerationResult | None = None
+        self._writer = (store.reply_writer(message.id)
+                        if store is not None and message is not None else None)
+        self._iter = self._run(stop)
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.message.conversation_id if self.message is not None else None
+
+    @property
+    def result(self) -> GenerationResult:
+        """The stats (complete once iteration has ended)."""
+        if self._result is not None:
+            return self._result
+        return dataclasses.replace(self.generation.result, model_name=self.model_name)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._iter
+
+    def close(self) -> None:
+        """Stop early: the reply is stored as cancelled."""
+        self._iter.close()
+
+    def text(self) -> str:
+        """Run to the end; the whole reply."""
+        return "".join(self)
+
+    def _run(self, stop: Callable[[], None] | None) -> Generator[str, None, None]:
+        if stop is not None:
+            self.ticket.attach(stop)
+        writer = self._writer
+        try:
+            try:
+                for chunk in self.generation:
+                    if writer is not None:
+                        writer.append(chunk)
+                    yield chunk
+            finally:  # also when the consumer stops early: the engine reports "cancelled"
+                self.generation.close()
+                self._result = self.result
+            if writer is not None:
+                self.message = writer.finish(self._result)
+        except GeneratorExit:
+            if writer is not None:
+                self._end(lambda: writer.finish(self.result))
+            raise
+        except Exception as err:
+            if not isinstance(err, UserError):
+                log.exception("the reply failed")
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            if writer is not None:
+                self._end(lambda: writer.fail(reason))
+            if not self.gone:
+                raise
+        finally:
+            self.ticket.detach()
+
+    def _end(self, finish: Callable[[], StoredMessage]) -> None:
+        """Record how the reply ended; its message may have been deleted meanwhile."""
+        try:
+            self.message = finish()
+        except UserError:
+            if not self._message_exists():
+                self.gone = True
+                return
+            raise
+
+    def _message_exists(self) -> bool:
+        assert self._store is not None and self.message is not None
+        try:
+            self._store.get_message(self.message.id)
+        except UserError:
+            return False
+        return True
