@@ -32,6 +32,7 @@ test: $(VENV)/.dev $(VOCAB)
 lint: $(VENV)/.dev
 	$(PY) -m ruff check app tests main.py packaging
 	$(PY) -m mypy
+	$(PY) -m mypy tests/ui/fakes.py
 
 bench: $(VENV)/.dev $(VOCAB)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""

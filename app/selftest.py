@@ -87,11 +87,11 @@ class SelfTest:
         return f"{path} ({path.stat().st_size / 1e6:.0f} MB)"
 
     def step_load(self) -> str:
-        from app.engine.engine import Engine, LoadOptions
+        from app.engine.engine import LlamaEngine, LoadOptions
 
         assert self.model is not None
         started = time.monotonic()
-        self.engine = Engine()
+        self.engine = LlamaEngine()
         info = self.engine.load(self.model, LoadOptions(n_ctx=512))
         return (
             f"{info.name}, {info.file.architecture}, n_ctx {info.n_ctx}, "

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_llama_cpp_lines_go_to_the_log_file(llama_desk_home: Path, starter_model: Path) -> None:
     code = (
         "from app import logs; logs.setup()\n"
-        "from app.engine.engine import Engine, LoadOptions\n"
-        f"e = Engine(); e.load({str(starter_model)!r}, LoadOptions(n_ctx=512, n_gpu_layers=0))\n"
+        "from app.engine.engine import LlamaEngine, LoadOptions\n"
+        f"e = LlamaEngine(); e.load({str(starter_model)!r}, LoadOptions(n_ctx=512, n_gpu_layers=0))\n"
         "e.close(); print('loaded')\n"
     )
     env = {**os.environ, "LLAMA_DESK_HOME": str(llama_desk_home)}

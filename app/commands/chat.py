@@ -1,119 +1,65 @@
-"""`llama-desk chat`: stream a reply to stdout, or chat interactively; every turn is stored."""
+"""`llama-desk chat`: stream a reply to stdout, or chat interactively, through the chat service."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from app.errors import UserError
+from app.errors import Cancelled, UserError
 
 if TYPE_CHECKING:
-    from app.engine.engine import ModelInfo
+    from app.chat.reply import Reply
+    from app.chat.service import ChatService
     from app.engine.owner import EngineOwner
-    from app.engine.types import GenerationResult, Message, Sampling
-    from app.store import Store
+    from app.engine.protocol import Engine
+    from app.engine.types import GenerationResult, Message
 
-SAMPLING_FLAGS = {  # CLI flag -> Sampling field
-    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
-    "repeat_penalty": "repeat_penalty", "max_tokens": "max_tokens", "seed": "seed",
+# Sampling flags: one per Sampling field (names and ranges from app.engine.types).
+FLAG_HELP = {
+    "max_tokens": "max new tokens per reply",
+    "seed": "fixed seed (default: a fresh one per reply)",
+    "top_k": "top-k (0 turns it off)",
 }
+INTERACTIVE_HELP = (
+    "Commands: /regen answers your last message again (the old answer stays as an alternate), "
+    "/edit TEXT replaces your last message with TEXT and answers it, /help, /quit."
+)
 
 
 def register(sub: Any) -> None:
+    from app.engine.types import SAMPLING_RANGES
+
     p = sub.add_parser(
         "chat", help="chat with a model in the terminal",
         description="Stream a reply to MESSAGE, or with no MESSAGE chat until Ctrl+D. Ctrl+C stops "
-        "the current reply, not the program. Each turn is saved to the history.",
+        "the current reply, not the program. Each turn is saved to the history. Sampling flags "
+        "apply to this run only; the conversation's own settings and the app's fill in the rest.",
+        epilog=INTERACTIVE_HELP,
     )
     p.add_argument("message", nargs="?", help="one message to answer (omit for an interactive chat)")
     p.add_argument("-m", "--model", help="installed model name, or a path to a .gguf file")
     p.add_argument("--system", help="system prompt (default: the conversation's or the app's)")
     p.add_argument("--continue", dest="continue_id", type=int, metavar="ID",
                    help="continue stored conversation ID")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", dest="top_p", type=float)
-    p.add_argument("--top-k", dest="top_k", type=int)
-    p.add_argument("--min-p", dest="min_p", type=float)
-    p.add_argument("--repeat-penalty", dest="repeat_penalty", type=float)
-    p.add_argument("--max-tokens", dest="max_tokens", type=int, help="max new tokens per reply")
-    p.add_argument("--seed", type=int, help="fixed seed (default: fresh per reply)")
+    p.add_argument("--regenerate", nargs="?", type=int, const=0, metavar="MESSAGE_ID",
+                   help="with --continue: answer the last user message again (or MESSAGE_ID's)")
+    p.add_argument("--edit", type=int, metavar="MESSAGE_ID",
+                   help="with --continue and MESSAGE: replace user message MESSAGE_ID by MESSAGE "
+                   "(a new branch) and answer it")
+    for name, (low, high) in SAMPLING_RANGES.items():
+        integer = isinstance(low, int) and isinstance(high, int)
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, dest=name, type=int if integer else float,
+                       metavar="N" if integer else "X",
+                       help=f"{FLAG_HELP.get(name, name.replace('_', ' '))} ({low} to {high})")
     p.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
     p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
     p.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
     p.add_argument("--no-save", action="store_true", help="do not store this chat")
     p.set_defaults(func=run)
-
-
-@dataclass
-class ChatSession:
-    """One conversation being continued in the terminal."""
-
-    owner: EngineOwner
-    model: ModelInfo
-    sampling: Sampling
-    system: str
-    store: Store | None
-    conversation_id: int | None = None
-    history: list[Message] = field(default_factory=list)
-
-    def messages(self, user_text: str) -> list[Message]:
-        from app.engine.types import Message
-
-        head = [Message("system", self.system)] if self.system.strip() else []
-        return [*head, *self.history, Message("user", user_text)]
-
-    def turn(self, text: str, *, stats: bool) -> GenerationResult:
-        """Store the user message, stream the reply to stdout while storing it, return the stats.
-
-        The prompt is prepared first, so a message too long for the context is refused before
-        anything is stored. A Ctrl+C that lands outside the engine wait still ends the stored
-        reply as cancelled (the writer's context manager) and keeps the history in step.
-        """
-        from app.engine.types import Message
-
-        generation = self.owner.start(self.messages(text), self.sampling)
-        writing: Any = contextlib.nullcontext(None)
-        if self.store is not None:
-            if self.conversation_id is None:
-                self.conversation_id = self.store.create_conversation(
-                    system_prompt=self.system, sampling=self.sampling.to_dict(),
-                    model=self.model.name).id
-            self.store.add_user_message(self.conversation_id, text)  # committed before generating
-            reply = self.store.start_assistant(self.conversation_id, model_name=self.model.name,
-                                               model_file=str(self.model.path))
-            writing = self.store.reply_writer(reply.id)
-        pieces: list[str] = []
-        try:
-            with writing as writer:
-                for chunk in self.owner.stream(generation):
-                    pieces.append(chunk)
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-                    if writer is not None:
-                        writer.append(chunk)
-                result = generation.result
-                if writer is not None:
-                    writer.finish(result)
-        finally:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            self.history += [Message("user", text), Message("assistant", "".join(pieces))]
-        if result.dropped_messages:
-            print(f"[{result.dropped_messages} earlier messages did not fit the context and were "
-                  "left out]", file=sys.stderr)
-        if result.finish_reason == "cancelled":
-            print("[stopped]", file=sys.stderr)
-        elif result.finish_reason == "length":
-            print(f"[reply cut at {self.sampling.max_tokens} new tokens]", file=sys.stderr)
-        if stats:
-            print(format_stats(result), file=sys.stderr)
-        if result.finish_reason == "error":
-            raise UserError(result.error or "generation failed")
-        return result
 
 
 def format_stats(result: GenerationResult) -> str:
@@ -124,104 +70,212 @@ def format_stats(result: GenerationResult) -> str:
     )
 
 
-def _sampling(args: argparse.Namespace, base: dict[str, Any]) -> Sampling:
-    from app.engine.types import Sampling
+def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling flags given on the command line (the request layer of the rule)."""
+    from app.engine.types import SAMPLING_RANGES
 
-    changes = {f: getattr(args, flag) for flag, f in SAMPLING_FLAGS.items()
-               if getattr(args, flag) is not None}
-    known = {k: v for k, v in base.items() if k in Sampling.__dataclass_fields__}
-    return Sampling.from_dict({**known, **changes})
+    return {name: getattr(args, name) for name in SAMPLING_RANGES
+            if getattr(args, name, None) is not None}
 
 
-def _model_path(args: argparse.Namespace, settings_model: str | None, stored: str | None) -> str:
-    from pathlib import Path
+def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Load options given on the command line (over the app settings)."""
+    given = {"n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers,
+             "prompt_format": getattr(args, "format", None)}
+    return {k: v for k, v in given.items() if v is not None}
 
-    from app.hub import installed
 
-    wanted = args.model or stored or settings_model
-    if wanted:
+class TerminalChat:
+    """One conversation in the terminal: every turn goes through the chat service."""
+
+    def __init__(self, owner: EngineOwner[ChatService], args: argparse.Namespace) -> None:
+        from app.chat.text import InputCleaner
+
+        self.owner = owner
+        self.service = owner.resource
+        self.overrides = sampling_overrides(args)
+        self.clean = InputCleaner()
+        self.system = None if args.system is None else self.clean(args.system)
+        self.save = not args.no_save
+        self.stats = args.stats
+        self.conversation_id: int | None = args.continue_id
+        self.history: list[Message] = []  # an unsaved chat's turns (a saved one is in the store)
+
+    def start_unsaved(self) -> None:
+        """An unsaved chat continuing a stored conversation starts from its messages."""
+        if self.save or self.conversation_id is None:
+            return
+        self.history = self.owner.call(self._stored_messages, self.conversation_id)
+
+    def _stored_messages(self, conversation_id: int) -> list[Message]:
+        from app.chat.service import engine_messages
+
+        conv = self.service.conversation(conversation_id)
+        if self.system is None:
+            self.system = conv.system_prompt
+        branch = self.service.store.current_branch(conversation_id)
+        return [m for m in engine_messages("", branch) if m.role != "system"]
+
+    # -- turns ---------------------------------------------------------------------------------
+    def send(self, text: str) -> GenerationResult | None:
+        text = self.clean(text)
+        if self.save:
+            return self._run(lambda t: self.service.send(
+                self.conversation_id, text, overrides=self.overrides, system=self.system, ticket=t))
+        from app.engine.types import Message
+
+        system = self.system if self.system is not None else \
+            self.service.settings().default_system_prompt
+        head = [Message("system", system)] if system.strip() else []
+        messages = [*head, *self.history, Message("user", text)]
+        result = self._run(lambda t: self.service.complete(messages, overrides=self.overrides,
+                                                           ticket=t))
+        if result is not None:
+            self.history += [Message("user", text), Message("assistant", result.text)]
+        return result
+
+    def regenerate(self, message_id: int = 0) -> GenerationResult | None:
+        self._need_saved("/regen")
+        target = message_id or self._last("user")
+        return self._run(lambda t: self.service.regenerate(target, overrides=self.overrides,
+                                                           ticket=t))
+
+    def edit(self, message_id: int, text: str) -> GenerationResult | None:
+        self._need_saved("/edit")
+        text = self.clean(text)
+        target = message_id or self._last("user")
+        return self._run(lambda t: self.service.edit(target, text, overrides=self.overrides,
+                                                     ticket=t))
+
+    def _need_saved(self, what: str) -> None:
+        if not self.save or self.conversation_id is None:
+            raise UserError(f"{what} needs a saved conversation: send a message first, or use "
+                            "--continue ID (and no --no-save).")
+
+    def _last(self, role: str) -> int:
+        assert self.conversation_id is not None
+        branch = self.owner.call(self.service.store.current_branch, self.conversation_id)
+        for msg in reversed(branch):
+            if msg.role == role:
+                return msg.id
+        raise UserError(f"Conversation {self.conversation_id} has no {role} message yet.")
+
+    def _run(self, start: Callable[[Any], Reply]) -> GenerationResult | None:
+        """Start a reply on the owner thread, stream it to stdout, report how it ended.
+
+        Ctrl+C while it prepares or streams stops the reply (stored as cancelled), not the
+        program; a reply stopped before it began stores nothing.
+        """
+        from app.engine.owner import Ticket
+
+        ticket = Ticket()
         try:
-            return str(installed.resolve_model(wanted).path)
-        except UserError:
-            if args.model and (Path(wanted).suffix == ".gguf" or "/" in wanted):
-                return wanted  # the engine names the missing or bad file precisely
-            if args.model:
-                raise
-    default = installed.default_model()
-    if default is None:
-        raise UserError("No model is installed; run `llama-desk download TheBloke/Llama-2-7B-Chat-GGUF`"
-                        " or reinstall to get the starter model.")
-    return str(default.path)
+            reply = self.owner.call(start, ticket, on_interrupt=ticket.cancel)
+        except Cancelled:
+            print("[stopped]", file=sys.stderr)
+            return None
+        try:
+            for chunk in self.owner.stream(reply, on_interrupt=ticket.cancel):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        finally:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        if reply.conversation_id is not None:
+            self.conversation_id = reply.conversation_id
+        self._report(reply)
+        return reply.result
+
+    def _report(self, reply: Reply) -> None:
+        result = reply.result
+        if result.dropped_messages:
+            print(f"[{result.dropped_messages} earlier messages did not fit the context and were "
+                  "left out]", file=sys.stderr)
+        if result.finish_reason == "cancelled":
+            print("[stopped]", file=sys.stderr)
+        elif result.finish_reason == "length":
+            print(f"[reply cut at {reply.sampling.max_tokens} new tokens]", file=sys.stderr)
+        if self.stats:
+            print(format_stats(result), file=sys.stderr)
+        if result.finish_reason == "error":
+            raise UserError(result.error or "generation failed")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    return run_chat(args)
 
+
+def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = None) -> int:
+    """The chat command on ``engine_factory``'s engine (the local llama.cpp engine by default)."""
     from app import settings as app_settings
+    from app.chat.service import ChatService
+    from app.chat.text import utf8_terminal
+    from app.engine.engine import LlamaEngine
     from app.engine.owner import EngineOwner
-    from app.engine.types import Message
 
+    utf8_terminal()
+    if args.regenerate is not None and args.continue_id is None:
+        raise UserError("--regenerate needs --continue ID.")
+    if args.edit is not None and (args.continue_id is None or args.message is None):
+        raise UserError("--edit needs --continue ID and the new MESSAGE.")
     settings = app_settings.load()
-    store = None
-    conv = None
-    history: list[Message] = []
-    if not args.no_save or args.continue_id is not None:
-        from app.store import Store
-
-        store = Store.open()
-    if args.continue_id is not None:
-        assert store is not None
-        conv = store.get_conversation(args.continue_id)
-        if conv.trashed_at is not None:
-            raise UserError(f"Conversation {conv.id} is in the trash; restore it first "
-                            f"(`llama-desk history restore {conv.id}`).")
-        for msg in store.current_branch(conv.id):
-            if msg.role in ("user", "assistant") and msg.content:
-                history.append(Message(msg.role, msg.content))  # type: ignore[arg-type]
-    sampling = _sampling(args, conv.sampling if conv and conv.sampling else settings.sampling)
-    system = args.system if args.system is not None else (
-        conv.system_prompt if conv else settings.default_system_prompt)
-    path = _model_path(args, settings.model, conv.model if conv else None)
-    options = settings.load_options(path)
-    options = replace(
-        options,
-        n_ctx=args.ctx or options.n_ctx,
-        n_gpu_layers=args.gpu_layers if args.gpu_layers is not None else options.n_gpu_layers,
-        prompt_format=args.format or options.prompt_format,
-    )
-    owner = EngineOwner()
+    make_engine = engine_factory or LlamaEngine
+    owner: EngineOwner[ChatService] = EngineOwner(lambda: ChatService(
+        make_engine(), settings=lambda: settings,
+        history=not args.no_save or args.continue_id is not None))
     try:
-        info = owner.call(owner.engine.load, path, options)
-        session = ChatSession(owner, info, sampling, system, None if args.no_save else store,
-                              conv.id if conv else None, history)
-        if args.message is not None:
-            session.turn(args.message, stats=args.stats)
-            return 0
-        return _interactive(session, stats=args.stats)
+        info = owner.call(owner.resource.load_model, args.model,
+                          conversation_id=args.continue_id, overrides=load_overrides(args))
+        session = TerminalChat(owner, args)
+        session.start_unsaved()
+        if args.regenerate is not None:
+            session.regenerate(args.regenerate)
+        elif args.edit is not None:
+            session.edit(args.edit, args.message)
+        elif args.message is not None:
+            session.send(args.message)
+        else:
+            return _interactive(session, info.name, info.format_name, info.n_ctx)
+        return 0
     finally:
         owner.close()
-        if store is not None:
-            store.close()
 
 
-def _interactive(session: ChatSession, *, stats: bool) -> int:
-    print(f"Chatting with {session.model.name} ({session.model.format_name} format, "
-          f"{session.model.n_ctx:,}-token context). Ctrl+C stops a reply; Ctrl+D quits.",
-          file=sys.stderr)
+def _interactive(session: TerminalChat, name: str, format_name: str, n_ctx: int) -> int:
+    print(f"Chatting with {name} ({format_name} format, {n_ctx:,}-token context). Ctrl+C stops "
+          "a reply; Ctrl+D quits; /help lists commands.", file=sys.stderr)
     while True:
         try:
-            text = input("you> " if sys.stdin.isatty() else "")
-        except EOFError:
+            line = input("you> " if sys.stdin.isatty() else "")
+        except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
             return 0
-        except KeyboardInterrupt:
-            print(file=sys.stderr)
-            return 0
-        if not text.strip():
+        if not line.strip():
             continue
         try:
-            session.turn(text, stats=stats)
+            if not _command(session, line):
+                session.send(line)
+        except SystemExit:
+            return 0
         except UserError as err:  # e.g. a message too long for the context: say so, keep going
             print(f"llama-desk: error: {err}", file=sys.stderr)
         except KeyboardInterrupt:  # Ctrl+C outside the engine wait: the reply stops, we go on
             print("[stopped]", file=sys.stderr)
+
+
+def _command(session: TerminalChat, line: str) -> bool:
+    """Run an interactive /command; False when ``line`` is a message to send."""
+    word, _, rest = line.strip().partition(" ")
+    if word in ("/quit", "/exit", "/bye"):
+        raise SystemExit(0)
+    if word in ("/help", "/?"):
+        print(INTERACTIVE_HELP, file=sys.stderr)
+    elif word == "/regen":
+        session.regenerate()
+    elif word == "/edit":
+        if not rest.strip():
+            raise UserError("/edit needs the new text: /edit TEXT")
+        session.edit(0, rest.strip())
+    else:
+        return False
+    return True

@@ -4,40 +4,57 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QInputDialog
 
-from app.engine.types import Message, Sampling
-from app.errors import SettingsError, UserError
-from app.ui.worker import ContextCount, GenerateRequest, ReplyDone
+from app.errors import UserError
+from app.ui.worker import ContextCount, ReplyDone
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+    from PySide6.QtWidgets import QLabel
+
+    from app.engine.types import ModelInfo
+    from app.settings import AppSettings
+    from app.store import Conversation, Store, StoredMessage
+    from app.ui.banners import BannerArea
+    from app.ui.chat_view import ChatView
+    from app.ui.composer import Composer
+    from app.ui.model_picker import ModelPicker
+    from app.ui.sidebar import Sidebar
+    from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
 
 
 class ChatActions:
-    """Mixed into MainWindow; the attributes below are built there."""
+    """Mixed into MainWindow; the attributes below are built there.
 
-    store: Any
-    settings: Any
-    host: Any
-    chat: Any
-    composer: Any
-    sidebar: Any
-    picker: Any
-    banners: Any
-    meter: Any
-    state_label: Any
-    reply_done: Any
-    model_ready: Any
-    model_failed: Any
-    request_done: Any
-    model_info: Any
+    Every turn goes through the chat service on the model thread (``host``): the window only
+    says what to do (send, regenerate, edit) and shows what comes back.
+    """
+
+    store: Store
+    settings: AppSettings
+    host: EngineHost
+    chat: ChatView
+    composer: Composer
+    sidebar: Sidebar
+    picker: ModelPicker
+    banners: BannerArea
+    meter: QLabel
+    state_label: QLabel
+    reply_done: SignalInstance
+    model_ready: SignalInstance
+    model_failed: SignalInstance
+    request_done: SignalInstance
+    model_info: ModelInfo | None
     model_state: str
 
     def _init_chat_state(self) -> None:
         self.conv_id: int | None = None
-        self.branch: list[Any] = []
+        self.branch: list[StoredMessage] = []
         self.generating = False
         self.model_info = None
         self.model_state = "none"
@@ -45,7 +62,9 @@ class ChatActions:
         self.dropped: dict[int, int] = {}
         self._inspect_pending: int | None = None
         self.reply_conv: int | None = None  # the conversation the current reply goes to
-        self._live: Any = None  # the reply being streamed (StoredMessage), wherever it goes
+        self._sent_text = ""  # the message being sent, until it is stored (back on refusal)
+        self._new_chat_pending = False  # the reply's conversation is being created
+        self._live: StoredMessage | None = None  # the reply being streamed, wherever it goes
         self._live_text: list[str] = []  # its text so far, to show it again on coming back
 
     # -- conversations -------------------------------------------------------------------------
@@ -85,71 +104,23 @@ class ChatActions:
         else:
             self.chat.show_messages(self.branch, dropped)
 
-    def _ensure_conversation(self) -> int:
-        if self.conv_id is None:
-            conv = self.store.create_conversation(
-                system_prompt=self.settings.default_system_prompt,
-                sampling=dict(self.settings.sampling), model=self.picker.current_path() or None,
-            )
-            self.conv_id = conv.id
-            self.branch = []
-        return self.conv_id
-
-    def load_conversation(self) -> Any:
+    def load_conversation(self) -> Conversation | None:
         """The shown conversation's stored record (None for a new chat)."""
         return self.store.get_conversation(self.conv_id) if self.conv_id else None
 
-    def current_sampling(self, conv: Any = None) -> Sampling:
-        """The sampling for the next reply; ``conv``: the shown conversation, if loaded."""
-        conv = conv or self.load_conversation()
-        values = dict(self.settings.sampling)
-        if conv is not None:
-            values.update(conv.sampling)
-        try:
-            return Sampling.from_dict(values)
-        except SettingsError as err:
-            self.banners.show_banner(f"{err} Using the defaults instead.", "warning", "sampling")
-            return Sampling()
-
-    def engine_messages(self, upto: list[Any], conv: Any = None) -> list[Message]:
-        conv = conv or self.load_conversation()
-        out = [Message("system", conv.system_prompt)] if conv and conv.system_prompt else []
-        out += [Message(m.role, m.content) for m in upto if m.role in ("user", "assistant")]
-        return out
-
-    def prompt_parts(self, upto: list[Any]) -> tuple[list[Message], Sampling]:
-        """Messages and sampling for a request (the conversation is read once)."""
-        conv = self.load_conversation()
-        return self.engine_messages(upto, conv), self.current_sampling(conv)
-
     # -- sending -------------------------------------------------------------------------------
     def send(self, text: str) -> None:
+        """Send ``text`` through the chat service; it comes back stored (``on_user_stored``),
+        or refused with the text put back in the composer."""
         if self.generating or self.model_state != "ready":
             self.composer.set_text(text)
             return
-        try:
-            conv_id = self._ensure_conversation()
-            user = self.store.add_user_message(conv_id, text)
-        except UserError as err:
-            self.composer.set_text(text)
-            self.banners.show_banner(str(err), "error", "send")
-            return
-        self.branch.append(user)
-        if len(self.branch) == 1:
-            self.sidebar.refresh()
-            self.sidebar.set_current(conv_id)
-        self.chat.append_message(user)
-        self.start_reply(user)
-
-    def start_reply(self, parent: Any) -> None:
-        """Ask the worker for a reply under user message ``parent`` (the end of ``branch``)."""
         self.banners.clear("reply")
-        messages, sampling = self.prompt_parts(self.branch)
-        request = GenerateRequest(conversation_id=parent.conversation_id, parent_id=parent.id,
-                                  messages=messages, sampling=sampling)
-        self.reply_conv = parent.conversation_id
+        self._sent_text = text
+        self._new_chat_pending = self.conv_id is None
+        self.reply_conv = self.conv_id
         self.set_generating(True)
-        self.host.generate(request)
+        self.host.send(self.conv_id, text)
 
     def set_generating(self, on: bool) -> None:
         self.generating = on
@@ -165,15 +136,30 @@ class ChatActions:
         if self.generating and self.reply_conv == conv_id:
             self.host.stop()
 
-    def _end_reply(self) -> Any:
+    def _end_reply(self) -> StoredMessage | None:
         """Forget the streaming reply; returns it (None if it never started)."""
         live, self._live, self._live_text = self._live, None, []
         self.reply_conv = None
+        self._sent_text = ""
+        self._new_chat_pending = False
         self.set_generating(False)
         return live
 
-    def on_reply_started(self, msg: Any) -> None:
+    def on_user_stored(self, msg: StoredMessage) -> None:
+        self._sent_text = ""
+        self.reply_conv = msg.conversation_id
+        if self._new_chat_pending and self.conv_id is None:
+            self.conv_id = msg.conversation_id  # the new chat is still the one shown
+        self._new_chat_pending = False
+        if msg.conversation_id == self.conv_id:
+            self.branch.append(msg)
+            self.chat.append_message(msg)
+        self.sidebar.refresh()
+        self.sidebar.set_current(self.conv_id)
+
+    def on_reply_started(self, msg: StoredMessage) -> None:
         self._live, self._live_text = msg, []
+        self.reply_conv = msg.conversation_id
         if msg.conversation_id == self.conv_id:
             self.branch.append(msg)
             self.chat.begin_stream(msg)
@@ -209,13 +195,18 @@ class ChatActions:
     def on_request_failed(self, _request_id: int, message: str) -> None:
         if self.store.closed:
             return
+        unsent = self._sent_text
         live = self._end_reply()
+        if unsent and not self.composer.text():
+            self.composer.set_text(unsent)  # refused before it was stored: nothing is lost
         if message:
             self.banners.show_banner(message, "error", "reply")
         if self.conv_id:
             self.branch = self.store.current_branch(self.conv_id)
             if live is not None and self.chat.live_id == live.id:
                 self.render_branch()  # the reply ended without being stored as finished
+            elif live is None:
+                self.render_branch()
         self.request_done.emit()
 
     # -- chat view actions ---------------------------------------------------------------------
@@ -234,6 +225,7 @@ class ChatActions:
             self.inspect_prompt(message_id)
 
     def regenerate(self, message_id: int) -> None:
+        """A new alternate in place of assistant message ``message_id``."""
         if self.generating or self.model_state != "ready":
             return
         index = next((i for i, m in enumerate(self.branch) if m.id == message_id), None)
@@ -241,10 +233,18 @@ class ChatActions:
             return
         self.branch = self.branch[:index]
         self.render_branch()
-        self.start_reply(self.branch[-1])
+        self.banners.clear("reply")
+        self.reply_conv = self.conv_id
+        self.set_generating(True)
+        self.host.regenerate(message_id)
 
     def edit_message(self, message_id: int, new_text: str | None = None) -> None:
+        """A new branch from user message ``message_id`` with ``new_text``, answered."""
         if self.generating:
+            return
+        if self.model_state != "ready":
+            self.banners.show_banner("Load a model first: an edited message is answered at once.",
+                                     "info", "edit", timeout_ms=8000)
             return
         msg = self.store.get_message(message_id)
         if new_text is None:
@@ -256,11 +256,13 @@ class ChatActions:
                 return
         if not new_text.strip() or new_text == msg.content:
             return
-        edited = self.store.edit_user_message(message_id, new_text.strip())
-        self.branch = self.store.current_branch(edited.conversation_id)
+        index = next((i for i, m in enumerate(self.branch) if m.id == message_id), len(self.branch))
+        self.branch = self.branch[:index]
         self.render_branch()
-        if self.model_state == "ready":
-            self.start_reply(edited)
+        self.banners.clear("reply")
+        self.reply_conv = msg.conversation_id
+        self.set_generating(True)
+        self.host.edit(message_id, new_text.strip())
 
     def inspect_prompt(self, message_id: int) -> None:
         from app.ui.inspector import PromptInspector
@@ -270,14 +272,13 @@ class ChatActions:
             PromptInspector(known[0], known[1], "exactly as the model received it.",
                             self).show()  # type: ignore[arg-type]
             return
-        index = next((i for i, m in enumerate(self.branch) if m.id == message_id), None)
-        if index is None or self.model_state != "ready":
+        if self.model_state != "ready" or all(m.id != message_id for m in self.branch):
             self.banners.show_banner(
                 "The prompt of this reply was not kept; load a model to re-render it.", "info",
                 "inspect", timeout_ms=8000)
             return
         self._inspect_pending = message_id
-        self.host.render_prompt(message_id, *self.prompt_parts(self.branch[:index]))
+        self.host.render_prompt(message_id)
 
     def on_prompt_ready(self, message_id: int, text: str, tokens: int) -> None:
         from app.ui.inspector import PromptInspector
@@ -307,17 +308,20 @@ class ChatActions:
         if not self.branch:
             self.meter.setText(f"0 / {n_ctx:,} tokens")
             return
-        self.host.count(GenerateRequest(self.conv_id or 0, 0, *self.prompt_parts(self.branch)))
+        self.host.count(self.conv_id)
 
     def on_counted(self, count: ContextCount) -> None:
-        if count.conversation_id != (self.conv_id or 0):
+        if count.conversation_id != self.conv_id:
             return
         if count.tokens < 0:
             self.meter.setText(f"? / {count.n_ctx:,} tokens")
+            self.meter.setToolTip(count.error)
             return
         self.meter.setText(f"{count.tokens:,} / {count.n_ctx:,} tokens")
+        self.meter.setToolTip("")
         over = count.tokens > count.n_ctx
         self.meter.setStyleSheet("color:#c0392b;" if over else "")
-        if count.dropped_messages != self.dropped.get(count.conversation_id, 0) and not self.generating:
-            self.dropped[count.conversation_id] = count.dropped_messages
+        if count.dropped_messages != self.dropped.get(count.conversation_id or 0, 0) \
+                and not self.generating:
+            self.dropped[count.conversation_id or 0] = count.dropped_messages
             self.render_branch()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
@@ -22,7 +22,10 @@ from PySide6.QtWidgets import (
 
 from app import APP_NAME, paths
 from app import settings as app_settings
-from app.errors import UserError
+from app.chat.sampling import resolve_sampling
+from app.chat.service import ChatService
+from app.engine.types import Sampling
+from app.errors import SettingsError, UserError
 from app.ui.application import is_dark
 from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
@@ -31,6 +34,7 @@ from app.ui.composer import Composer
 from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.sidebar import Sidebar
+from app.ui.tasks import on_ui_thread
 from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
@@ -39,9 +43,9 @@ CLOSE_WAIT_MS = 10_000  # on close, wait this long for the model thread before c
 
 
 def default_engine_factory() -> Any:
-    from app.engine.engine import Engine
+    from app.engine.engine import LlamaEngine
 
-    return Engine()
+    return LlamaEngine()
 
 
 def window_settings() -> QSettings:
@@ -67,7 +71,13 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.settings = app_settings.load()
         self.db_path = db_path or paths.database_path()
         self.store = Store.open(self.db_path)
-        self.host = EngineHost(engine_factory or default_engine_factory, self.db_path, self)
+        make_engine = engine_factory or default_engine_factory
+        db_path_now = self.db_path
+
+        def make_service() -> ChatService:  # runs on the model thread
+            return ChatService(make_engine(), settings=lambda: self.settings, db_path=db_path_now)
+
+        self.host = EngineHost(make_service, self)
         self._closing = False  # closeEvent has begun (it finishes once the model thread ends)
         self._close_later = False  # closing again when the model thread ends
         self._build()
@@ -162,11 +172,13 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
         self.chat.action.connect(self.on_chat_action)
-        w = self.host.worker
-        # Bound methods only: a lambda would run in the worker thread (no receiver object).
+        w = self.host
+        # Bound methods only: a lambda would run in the model thread (no receiver object).
         w.backend_ready.connect(self.on_backend)
+        w.load_started.connect(self.on_load_started)
         w.loaded.connect(self.on_loaded)
         w.load_failed.connect(self.on_load_failed)
+        w.user_stored.connect(self.on_user_stored)
         w.reply_started.connect(self.on_reply_started)
         w.chunk.connect(self.on_chunk)
         w.reply_finished.connect(self.on_reply_finished)
@@ -259,7 +271,12 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
 
         conv = self.load_conversation()
         system = conv.system_prompt if conv else self.settings.default_system_prompt
-        dialog = SettingsDialog(system, self.current_sampling(conv), self.settings, self,
+        try:
+            shown = resolve_sampling(self.settings.sampling, conv.sampling if conv else None)
+        except SettingsError as err:
+            self.banners.show_banner(f"{err} Showing the defaults instead.", "warning", "sampling")
+            shown = Sampling()
+        dialog = SettingsDialog(system, shown, self.settings, self,
                                 model_path=self.picker.current_path() or None)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
@@ -305,6 +322,9 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         qs.setValue("last_conversation", self.conv_id or "")
         qs.sync()
 
+    def _close_again(self, _value: object = None) -> None:
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing:
             self._closing = True
@@ -320,9 +340,9 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
             self.picker.setEnabled(False)
             if not self._close_later:
                 self._close_later = True
-                self.host.model_thread.finished.connect(self.close)
-                if self.host.model_thread.isFinished():  # it ended before the connection
-                    QTimer.singleShot(0, self.close)
+                closed = self.host.closed_future()
+                if closed is not None:
+                    closed.add_done_callback(lambda _f: on_ui_thread(self._close_again))
             event.ignore()
             return
         if not self.store.closed:

@@ -8,21 +8,36 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import UserError
 
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+    from PySide6.QtWidgets import QLabel
+
+    from app.engine.types import ModelInfo
+    from app.settings import AppSettings
+    from app.ui.banners import BannerArea
+    from app.ui.composer import Composer
+    from app.ui.model_picker import ModelPicker
+    from app.ui.worker import EngineHost
+
 log = logging.getLogger(__name__)
 
 
 class ModelActions:
-    """Mixed into MainWindow (with ChatActions); the attributes below are built there."""
+    """Mixed into MainWindow (with ChatActions); the attributes below are built there.
 
-    settings: Any
-    host: Any
-    composer: Any
-    picker: Any
-    banners: Any
-    state_label: Any
-    model_ready: Any
-    model_failed: Any
-    model_info: Any
+    Which model to load and with which options is the chat service's rule; the window shows
+    the load state and remembers the last model used.
+    """
+
+    settings: AppSettings
+    host: EngineHost
+    composer: Composer
+    picker: ModelPicker
+    banners: BannerArea
+    state_label: QLabel
+    model_ready: SignalInstance
+    model_failed: SignalInstance
+    model_info: ModelInfo | None
     model_state: str
     _closing: bool
 
@@ -36,41 +51,33 @@ class ModelActions:
 
         self.picker.refresh(self.settings.context_size)
         models = installed_models()
-        wanted = self.settings.model
-        paths = [str(m.path) for m in models]
-        if wanted not in paths:
-            wanted = paths[0] if paths else None
-            if len(models) > 1:
-                from app.hub import installed
-
-                default = installed.default_model()
-                wanted = str(default.path) if default else wanted
         if not any("llama-2" in f"{m.name} {m.path.name} {m.repo_id}".lower() for m in models):
             banner = self.banners.show_banner(
                 "You are chatting with the small built-in starter model. For much better answers,"
                 " download Llama-2-chat 7B (about 4 GB, runs on most computers).", "info", "invite")
             banner.add_action("Get Llama-2-chat 7B…", self.open_model_manager)
-        if wanted:
-            self.load_model(wanted)
+        if models:
+            self.load_model(None)
         else:
             self.state_label.setText("No model installed")
             self.banners.show_banner("No model is installed: use “Get models…” to download one.",
                                      "warning", "nomodel")
 
-    def load_model(self, path: str) -> None:
+    def load_model(self, path: str | None) -> None:
+        """Load ``path`` (None: the last used model, else the newest installed one)."""
         self.banners.clear("load")
-        self.picker.select_path(path)
+        if path:
+            self.picker.select_path(path)
         self.model_state = "loading"
         self.composer.set_model_ready(False)
-        self.state_label.setText(f"Loading {self.picker.name_for(path)}…")
-        try:
-            options = self.settings.load_options(path)
-        except UserError as err:
-            self.on_load_failed(str(err), None)
-            return
-        self.host.load(path, options, self.picker.name_for(path))
+        self.state_label.setText(f"Loading {self.picker.name_for(path)}…" if path else "Loading…")
+        self.host.load(path)
 
-    def on_loaded(self, info: Any) -> None:
+    def on_load_started(self, path: str) -> None:
+        if path:
+            self.picker.select_path(path)
+
+    def on_loaded(self, info: ModelInfo) -> None:
         if self._closing:  # the load ended while the window was closing
             return
         self.model_info = info
@@ -78,9 +85,8 @@ class ModelActions:
         self.picker.select_path(str(info.path))
         self.composer.set_model_ready(True)
         where = "CPU" if info.n_gpu_layers == 0 else "GPU"
-        name = self.picker.name_for(str(info.path))
         self.state_label.setText(
-            f"Ready: {name} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
+            f"Ready: {info.name} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
         self.settings.model = str(info.path)
         try:
             from app import settings as app_settings
@@ -104,5 +110,6 @@ class ModelActions:
             self.model_info = None
             self.model_state = "failed"
             self.composer.set_model_ready(False)
-            self.state_label.setText(f"Model failed to load: {Path(self.picker.current_path()).name}")
+            failed = Path(self.picker.current_path()).name or "the model"
+            self.state_label.setText(f"Model failed to load: {failed}")
         self.model_failed.emit(message)

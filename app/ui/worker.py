@@ -1,42 +1,38 @@
-"""The model's thread: EngineWorker owns the engine (and its own Store) inside one QThread."""
+"""The window's handle on the model thread: the chat service's owner, wrapped in Qt signals."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from app.engine.types import GenerationResult, Message, Sampling
-from app.errors import UserError
+from app.chat.service import ChatService, ContextCount
+from app.engine.owner import EngineOwner, Ticket
+from app.engine.types import GenerationResult
+from app.errors import Cancelled, UserError
+
+if TYPE_CHECKING:
+    from app.chat.reply import Reply
+    from app.store import StoredMessage
 
 log = logging.getLogger(__name__)
 
-CHUNK_INTERVAL_S = 1 / 30  # streamed text leaves the worker at most ~30 times a second
+CHUNK_INTERVAL_S = 1 / 30  # streamed text leaves the model thread at most ~30 times a second
 
-
-@dataclass
-class GenerateRequest:
-    """One reply to produce: under ``parent_id`` (a user message) from ``messages``."""
-
-    conversation_id: int
-    parent_id: int
-    messages: list[Message]
-    sampling: Sampling
-    request_id: int = 0
+__all__ = ["ContextCount", "EngineHost", "ReplyDone"]
 
 
 @dataclass
 class ReplyDone:
     """What the window needs after a reply: the stored message, prompt and result."""
 
-    message: Any  # StoredMessage
+    message: StoredMessage
     result: GenerationResult
     prompt_text: str = ""
     prompt_tokens: int = 0
@@ -44,315 +40,198 @@ class ReplyDone:
     request_id: int = 0
 
 
-@dataclass
-class ContextCount:
-    """The context meter's numbers for a conversation."""
+class EngineHost(QObject):
+    """Runs the window's ChatService on its owner thread; results come back as queued signals.
 
-    conversation_id: int
-    tokens: int
-    n_ctx: int
-    dropped_messages: int = 0
-
-
-class EngineWorker(QObject):
-    """Lives in the model thread. Slots run there; signals are delivered queued to the window."""
+    Requests are queued and run one at a time; each reply ends in exactly one
+    ``reply_finished`` or ``request_failed``. ``stop()`` cancels the current reply through its
+    ticket, the only call that reaches across threads.
+    """
 
     backend_ready = Signal(str)
-    load_started = Signal(str)
+    load_started = Signal(str)  # the path being loaded
     loaded = Signal(object)  # ModelInfo
-    load_failed = Signal(str, object)  # message, ModelInfo still loaded or None
+    load_failed = Signal(str, object)  # message, ModelInfo still loaded or False
+    user_stored = Signal(object)  # StoredMessage: the user message a request added
     reply_started = Signal(object)  # StoredMessage (partial)
     chunk = Signal(int, str)  # message id, batched text
     reply_finished = Signal(object)  # ReplyDone
-    request_failed = Signal(int, str)  # request id, message
+    request_failed = Signal(int, str)  # request id, message ("" = nothing to say)
     counted = Signal(object)  # ContextCount
     prompt_ready = Signal(int, str, int)  # message id, prompt text, token count
 
-    def __init__(self, engine_factory: Callable[[], Any], db_path: Path) -> None:
-        super().__init__()
-        self._factory = engine_factory
-        self._db_path = db_path
-        self._engine: Any = None
-        self._store: Any = None
-        # Request ids up to this one are cancelled (set from the window thread).
-        self.cancelled_upto = 0
+    def __init__(self, service_factory: Callable[[], ChatService],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.owner: EngineOwner[ChatService] = EngineOwner(service_factory, name="model-worker")
+        self._next_id = 0
+        self._tickets: dict[int, Ticket] = {}
         self._lock = threading.Lock()
-        self._display_name = ""  # the name the window shows for the loaded model
+        self.active_request = 0
 
-    # -- called from the window thread ---------------------------------------------------------
-    def cancel(self, request_id: int) -> None:
-        """Stop ``request_id`` (and anything earlier) within one token: thread-safe."""
-        with self._lock:
-            self.cancelled_upto = max(self.cancelled_upto, request_id)
-        engine = self._engine
-        if engine is not None:
-            engine.cancel()
+    # -- requests (UI thread) ------------------------------------------------------------------
+    def _emit(self, signal: Any, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError as err:  # "Signal source has been deleted": the window is gone
+            log.debug("dropped a late result: %s", err)
 
-    def _is_cancelled(self, request_id: int) -> bool:
-        with self._lock:
-            return request_id <= self.cancelled_upto
+    def _submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
+        return self.owner.submit(self._guard, fn, *args)
 
-    # -- slots (worker thread) -----------------------------------------------------------------
-    def _ensure(self) -> Any:
-        if self._engine is None:
-            self._engine = self._factory()
-        return self._engine
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(self.owner.resource, *args)
+        except Exception:  # a bug: keep the thread alive for the next request
+            log.exception("model thread task failed")
 
-    def _db(self) -> Any:
-        if self._store is None:
-            from app.store import Store
-
-            self._store = Store.open(self._db_path)
-        return self._store
-
-    def _info(self) -> Any:
-        """The model still loaded, or False (None must not cross a queued signal: PySide6)."""
-        info = self._engine.info if self._engine is not None else None
-        return info if info is not None else False
-
-    @Slot()
     def detect_backend(self) -> None:
+        self._submit(self._detect)
+
+    def load(self, requested: str | None) -> None:
+        """Load ``requested`` (a path or name; None: the model the service's rule picks)."""
+        self._submit(self._load, requested)
+
+    def send(self, conversation_id: int | None, text: str,
+             overrides: Mapping[str, Any] | None = None) -> int:
+        """A user message and its reply (``overrides``: this request's sampling changes)."""
+        return self._reply(lambda s, t: s.send(conversation_id, text, overrides=overrides,
+                                               ticket=t))
+
+    def regenerate(self, message_id: int, overrides: Mapping[str, Any] | None = None) -> int:
+        return self._reply(lambda s, t: s.regenerate(message_id, overrides=overrides, ticket=t))
+
+    def edit(self, message_id: int, text: str,
+             overrides: Mapping[str, Any] | None = None) -> int:
+        return self._reply(lambda s, t: s.edit(message_id, text, overrides=overrides, ticket=t))
+
+    def count(self, conversation_id: int | None) -> None:
+        self._submit(self._count, conversation_id)
+
+    def render_prompt(self, message_id: int) -> None:
+        self._submit(self._render, message_id)
+
+    def stop(self) -> None:
+        """Stop the current reply (and anything queued before it) within one token."""
+        with self._lock:
+            tickets = list(self._tickets.values())
+        for ticket in tickets:
+            ticket.cancel()
+
+    def close(self, timeout_ms: int | None = 10_000) -> bool:
+        """Stop, free the model on its thread and end the thread; True once it has ended.
+
+        A model load cannot be cancelled: when the thread is still busy after ``timeout_ms``
+        this returns False and the thread goes on; ``closed_future()`` tells when it ends.
+        """
+        self.stop()
+        return self.owner.close(None if timeout_ms is None else timeout_ms / 1000)
+
+    def closed_future(self) -> Future[None] | None:
+        return self.owner.closed
+
+    def _reply(self, start: Callable[[ChatService, Ticket], Reply]) -> int:
+        self._next_id += 1
+        rid = self.active_request = self._next_id
+        ticket = Ticket()
+        with self._lock:
+            self._tickets[rid] = ticket
+        self._submit(self._run_reply, rid, ticket, start)
+        return rid
+
+    # -- on the model thread -------------------------------------------------------------------
+    def _detect(self, _service: ChatService) -> None:
         try:
             from app import hardware
 
-            self.backend_ready.emit(hardware.detect().backend)
+            backend = hardware.detect().backend
         except Exception:
             log.exception("hardware detection failed")
-            self.backend_ready.emit("CPU")
+            backend = "CPU"
+        self._emit(self.backend_ready, backend)
 
-    @Slot(str, object, str)
-    def load_model(self, path: str, options: Any, display_name: str) -> None:
-        self.load_started.emit(path)
-        self._display_name = display_name
+    def _load(self, service: ChatService, requested: str | None) -> None:
         try:
-            engine = self._ensure()
-            info = engine.load(path, options)
+            choice = service.choose_model(requested)
+            self._emit(self.load_started, choice.path)
+            info = service.load_model(choice.path)
         except UserError as err:
-            self.load_failed.emit(str(err), self._info())
-            return
+            self._emit(self.load_failed, str(err), self._still_loaded(service))
         except MemoryError:
-            self.load_failed.emit(
-                "Out of memory while loading the model: choose a smaller model or quantization, "
-                "or lower the context size in Settings.", self._info(),
-            )
-            return
+            self._emit(self.load_failed, "Out of memory while loading the model: choose a "
+                       "smaller model or quantization, or lower the context size in Settings.",
+                       self._still_loaded(service))
         except Exception as err:
-            log.exception("loading %s failed", path)
-            self.load_failed.emit(
-                f"Could not load {Path(path).name} ({type(err).__name__}: {err}); choose another "
-                "model.", self._info(),
-            )
-            return
-        self.loaded.emit(info)
+            log.exception("loading %s failed", requested)
+            self._emit(self.load_failed, f"Could not load the model ({type(err).__name__}: "
+                       f"{err}); choose another model.", self._still_loaded(service))
+        else:
+            self._emit(self.loaded, info)
 
-    @Slot(object)
-    def count(self, request: GenerateRequest) -> None:
-        """Tokens the conversation takes, and how many old messages no longer fit."""
-        engine = self._engine
-        if engine is None or engine.info is None:
-            return
+    @staticmethod
+    def _still_loaded(service: ChatService) -> Any:
+        """The model still loaded, or False (None must not cross a queued signal: PySide6)."""
+        return service.model if service.engine.info is not None and service.model else False
+
+    def _count(self, service: ChatService, conversation_id: int | None) -> None:
         try:
-            if request.messages and request.messages[-1].role == "user":
-                # One render when nothing is dropped: the prompt is then the whole conversation.
-                prompt = engine.prepare(request.messages, request.sampling)
-                dropped = prompt.dropped_messages
-                total = (len(prompt.tokens) if not dropped
-                         else engine.count_tokens(request.messages))
-            else:
-                total, dropped = engine.count_tokens(request.messages), 0
+            count = service.context_count(conversation_id)
         except UserError as err:
-            total, dropped = -1, 0
             log.info("count failed: %s", err)
-        self.counted.emit(
-            ContextCount(request.conversation_id, total, engine.info.n_ctx, dropped)
-        )
-
-    @Slot(int, object, object)
-    def render_prompt(self, message_id: int, messages: list[Message], sampling: Sampling) -> None:
-        """The prompt a reply would get now (inspector for replies from earlier sessions)."""
-        engine = self._engine
-        if engine is None or engine.info is None:
-            self.prompt_ready.emit(message_id, "", -1)
             return
+        self._emit(self.counted, count)
+
+    def _render(self, service: ChatService, message_id: int) -> None:
         try:
-            prompt = engine.prepare(messages, sampling)
+            prompt = service.render_prompt(message_id)
         except UserError as err:
-            self.prompt_ready.emit(message_id, str(err), -1)
+            self._emit(self.prompt_ready, message_id, str(err), -1)
             return
-        self.prompt_ready.emit(message_id, prompt.text, len(prompt.tokens))
+        self._emit(self.prompt_ready, message_id, prompt.text, len(prompt.tokens))
 
-    @Slot(object)
-    def generate(self, request: GenerateRequest) -> None:
-        """Produce one reply; always ends in exactly one reply_finished or request_failed.
-
-        The window shows "Stop" until one of them arrives, so nothing may leave this slot
-        without it (an exception escaping a slot would also reach sys.excepthook here).
-        """
-        rid = request.request_id
-        outcome: ReplyDone | str = ""
+    def _run_reply(self, service: ChatService, rid: int, ticket: Ticket,
+                   start: Callable[[ChatService, Ticket], Reply]) -> None:
+        """One reply; always ends in exactly one reply_finished or request_failed."""
+        done: ReplyDone | None = None
+        failure = ""
         try:
-            outcome = self._generate(request)
+            done = self._stream(start(service, ticket), rid)
+        except Cancelled:
+            failure = ""
+        except UserError as err:
+            failure = "" if ticket.cancelled else str(err)
         except Exception as err:
-            log.exception("generation failed")
-            outcome = ("" if self._is_cancelled(rid)
-                       else f"The reply failed: {type(err).__name__}: {err}")
+            log.exception("the reply failed")
+            failure = f"The reply failed: {type(err).__name__}: {err}"
         finally:
-            if isinstance(outcome, ReplyDone):
-                self.reply_finished.emit(outcome)
+            with self._lock:
+                self._tickets.pop(rid, None)
+            if done is not None:
+                self._emit(self.reply_finished, done)
             else:
-                self.request_failed.emit(rid, outcome)
+                self._emit(self.request_failed, rid, failure)
 
-    def _generate(self, request: GenerateRequest) -> ReplyDone | str:
-        """The reply, or why there is none ("" when it was cancelled or its message is gone)."""
-        rid = request.request_id
-        if self._is_cancelled(rid):
-            return ""
-        engine = self._ensure()
-        try:
-            if engine.info is None:
-                raise UserError("No model is loaded; choose a model in the toolbar first.")
-            generation = engine.generate(request.messages, request.sampling)
-            store = self._db()
-            info = engine.info
-            message = store.start_assistant(
-                request.conversation_id, request.parent_id, model_name=self._model_name(),
-                model_file=str(info.path),
-            )
-        except UserError as err:
-            return "" if self._is_cancelled(rid) else str(err)
-        except Exception as err:
-            log.exception("generation could not start")
-            return f"The reply could not start: {type(err).__name__}: {err}"
-        if self._is_cancelled(rid):
-            engine.cancel()  # Stop came before generate() reset the engine's flag
-        self.reply_started.emit(message)
-        writer = store.reply_writer(message.id)  # text saved every 0.5 s while streaming
+    def _stream(self, reply: Reply, rid: int) -> ReplyDone | None:
+        assert reply.message is not None
+        if reply.user_message is not None:
+            self._emit(self.user_stored, reply.user_message)
+        self._emit(self.reply_started, reply.message)
+        message_id = reply.message.id
         pending: list[str] = []
         last = time.monotonic()
         try:
-            for piece in generation:
-                writer.append(piece)
+            for piece in reply:
                 pending.append(piece)
                 now = time.monotonic()
                 if now - last >= CHUNK_INTERVAL_S:
-                    self.chunk.emit(message.id, "".join(pending))
+                    self._emit(self.chunk, message_id, "".join(pending))
                     pending.clear()
                     last = now
-            if pending:
-                self.chunk.emit(message.id, "".join(pending))
-            result = dataclasses.replace(generation.result, model_name=self._model_name())
-            stored = writer.finish(result)
-        except Exception as err:
-            if pending:
-                self.chunk.emit(message.id, "".join(pending))
-            if self._message_gone(message.id):  # its conversation was deleted for good
-                log.info("reply %d ended: its message was deleted (%s)", message.id, err)
-                return ""
-            log.exception("generation failed")
-            try:
-                stored = writer.fail(f"{type(err).__name__}: {err}")
-            except Exception as again:
-                log.exception("the failed reply could not be saved")
-                return ("" if self._message_gone(message.id)
-                        else f"The reply could not be saved: {type(again).__name__}: {again}")
-            result = GenerationResult(text=writer.text, finish_reason="error", error=stored.error)
-        prompt = generation.prompt
-        return ReplyDone(stored, result, prompt.text, len(prompt.tokens), prompt.dropped_messages,
-                         rid)
-
-    def _message_gone(self, message_id: int) -> bool:
-        try:
-            self._db().get_message(message_id)
-        except UserError:
-            return True
-        except Exception:
-            log.exception("cannot look up message %d", message_id)
-        return False
-
-    def _model_name(self) -> str:
-        info = self._engine.info if self._engine is not None else None
-        return self._display_name or (info.name if info is not None else "")
-
-    @Slot()
-    def shutdown(self) -> None:
-        try:
-            if self._engine is not None:
-                self._engine.close()
         finally:
-            self._engine = None
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-
-class EngineHost(QObject):
-    """The window's handle on the worker: starts the thread and sends requests by queued signal."""
-
-    _load = Signal(str, object, str)
-    _generate = Signal(object)
-    _count = Signal(object)
-    _render_prompt = Signal(int, object, object)
-    _detect = Signal()
-    _shutdown = Signal()
-
-    def __init__(self, engine_factory: Callable[[], Any], db_path: Path,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.model_thread = QThread()
-        self.model_thread.setObjectName("model-worker")
-        self.worker = EngineWorker(engine_factory, db_path)
-        self.worker.moveToThread(self.model_thread)
-        self._load.connect(self.worker.load_model)
-        self._generate.connect(self.worker.generate)
-        self._count.connect(self.worker.count)
-        self._render_prompt.connect(self.worker.render_prompt)
-        self._detect.connect(self.worker.detect_backend)
-        self._shutdown.connect(self.worker.shutdown)
-        self.model_thread.start()
-        self._next_id = 0
-        self.active_request = 0
-        self._closing = False
-
-    def load(self, path: str, options: Any, display_name: str = "") -> None:
-        self._load.emit(path, options, display_name)
-
-    def generate(self, request: GenerateRequest) -> int:
-        self._next_id += 1
-        request.request_id = self._next_id
-        self.active_request = self._next_id
-        self._generate.emit(request)
-        return self._next_id
-
-    def count(self, request: GenerateRequest) -> None:
-        self._count.emit(request)
-
-    def render_prompt(self, message_id: int, messages: list[Message], sampling: Sampling) -> None:
-        self._render_prompt.emit(message_id, messages, sampling)
-
-    def detect_backend(self) -> None:
-        self._detect.emit()
-
-    def stop(self) -> None:
-        """Stop the current reply (the engine's cancel flag, set directly)."""
-        if self.active_request:
-            self.worker.cancel(self.active_request)
-
-    def close(self, timeout_ms: int | None = 10_000) -> bool:
-        """Cancel, free the model in its thread, and end the thread; True once it has ended.
-
-        A model load cannot be cancelled: when the thread is still busy after ``timeout_ms``
-        this returns False and the thread goes on (the caller must keep this object alive and
-        call again, or wait with ``timeout_ms=None``: destroying a running QThread aborts).
-        """
-        thread = self.model_thread
-        if not thread.isRunning():
-            return True
-        if not self._closing:
-            self._closing = True
-            self.worker.cancel(self._next_id)
-            self._shutdown.emit()
-            thread.quit()
-        if thread.wait() if timeout_ms is None else thread.wait(timeout_ms):
-            return True
-        log.warning("model thread did not stop within %d ms", timeout_ms)
-        return False
+            if pending:
+                self._emit(self.chunk, message_id, "".join(pending))
+        if reply.gone or reply.message is None:
+            return None
+        prompt = reply.prompt
+        return ReplyDone(reply.message, reply.result, prompt.text, len(prompt.tokens),
+                         prompt.dropped_messages, rid)

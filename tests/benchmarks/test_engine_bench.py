@@ -5,10 +5,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from app.engine.bench import decode_bench, ttft_by_turn
-from app.engine.engine import LoadOptions
+from app.chat.bench import decode_bench, ttft_by_turn
 
-OPTIONS = LoadOptions(n_ctx=4096, n_gpu_layers=0)
+OPTIONS = {"n_ctx": 4096, "n_gpu_layers": 0}
 
 
 def test_decode_speed_engine_vs_raw(starter_model: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.engine.engine import Engine, LoadOptions
+from app.engine.engine import LlamaEngine, LoadOptions
 from app.engine.types import Message, Sampling
 from app.errors import ContextOverflowError, SettingsError, UserError
 from tests.engine.test_formats import reference_chat_completion_tokens
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 SYSTEM = Message("system", "You are a helpful assistant who always answers in English.")
 
 
-def test_reply_streams_in_chunks_with_stats(starter_engine: Engine) -> None:
+def test_reply_streams_in_chunks_with_stats(starter_engine: LlamaEngine) -> None:
     gen = starter_engine.generate([SYSTEM, Message("user", "Name three colours.")],
                                   Sampling(max_tokens=40, seed=7))
     chunks = list(gen)
@@ -34,7 +34,7 @@ def test_reply_streams_in_chunks_with_stats(starter_engine: Engine) -> None:
     assert gen.prompt.text.startswith("<|im_start|>system\nYou are a helpful")
 
 
-def test_same_seed_same_reply_and_length_limit(starter_engine: Engine) -> None:
+def test_same_seed_same_reply_and_length_limit(starter_engine: LlamaEngine) -> None:
     msgs = [Message("user", "Tell me a long story about a llama.")]
     a = starter_engine.generate(msgs, Sampling(max_tokens=12, seed=3, temperature=1.0))
     text_a = a.text()
@@ -43,7 +43,7 @@ def test_same_seed_same_reply_and_length_limit(starter_engine: Engine) -> None:
     assert a.result.finish_reason == "length" and a.result.generated_tokens == 12
 
 
-def test_stop_mid_reply_then_next_request_works(starter_engine: Engine) -> None:
+def test_stop_mid_reply_then_next_request_works(starter_engine: LlamaEngine) -> None:
     gen = starter_engine.generate([Message("user", "Write a very long essay about the sea.")],
                                   Sampling(max_tokens=3000, seed=1, temperature=1.0))
     received = []
@@ -60,7 +60,7 @@ def test_stop_mid_reply_then_next_request_works(starter_engine: Engine) -> None:
     assert after.text() and after.result.finish_reason in ("stop", "length")
 
 
-def test_cancel_interrupts_long_prompt_evaluation(starter_engine: Engine) -> None:
+def test_cancel_interrupts_long_prompt_evaluation(starter_engine: LlamaEngine) -> None:
     long_text = " ".join(f"fact {i} is that llamas hum." for i in range(150))  # ~1,750 tokens
     gen = starter_engine.generate([Message("user", long_text)], Sampling(max_tokens=16, seed=1))
     timer = threading.Timer(0.2, starter_engine.cancel)
@@ -76,7 +76,7 @@ def test_cancel_interrupts_long_prompt_evaluation(starter_engine: Engine) -> Non
     assert after.text() and after.result.finish_reason in ("stop", "length")
 
 
-def test_abandoning_iteration_reports_cancelled(starter_engine: Engine) -> None:
+def test_abandoning_iteration_reports_cancelled(starter_engine: LlamaEngine) -> None:
     gen = starter_engine.generate([Message("user", "Count to fifty.")], Sampling(max_tokens=200))
     it = iter(gen)
     next(it)
@@ -84,7 +84,7 @@ def test_abandoning_iteration_reports_cancelled(starter_engine: Engine) -> None:
     assert gen.result.finish_reason == "cancelled"
 
 
-def test_turn_two_reuses_the_kv_cache(starter_engine: Engine) -> None:
+def test_turn_two_reuses_the_kv_cache(starter_engine: LlamaEngine) -> None:
     msgs = [SYSTEM, Message("user", "What is a llama? Answer in two sentences.")]
     one = starter_engine.generate(msgs, Sampling(max_tokens=60, seed=5))
     reply = one.text()
@@ -97,7 +97,7 @@ def test_turn_two_reuses_the_kv_cache(starter_engine: Engine) -> None:
 
 
 def test_over_long_history_is_trimmed_keeping_system(starter_model: Path) -> None:
-    engine = Engine()
+    engine = LlamaEngine()
     engine.load(starter_model, LoadOptions(n_ctx=512, n_gpu_layers=0))
     try:
         msgs = [SYSTEM]
@@ -119,7 +119,7 @@ def test_over_long_history_is_trimmed_keeping_system(starter_model: Path) -> Non
         engine.close()
 
 
-def test_split_utf8_characters_are_held_back(starter_engine: Engine, monkeypatch: Any) -> None:
+def test_split_utf8_characters_are_held_back(starter_engine: LlamaEngine, monkeypatch: Any) -> None:
     llm = starter_engine._llm
     target = "Llama 🦙 café 日本"
     tokens = llm.tokenize(target.encode(), add_bos=False, special=False)
@@ -150,7 +150,7 @@ def _invalid_utf8(data: bytes) -> bool:
 
 
 def test_llama2_gguf_without_template_uses_reference_format(tiny_llama2: Path, spm_llama: Any) -> None:
-    engine = Engine()
+    engine = LlamaEngine()
     info = engine.load(tiny_llama2, LoadOptions(n_ctx=1024, n_gpu_layers=0))
     try:
         assert info.format_name == "llama-2" and info.name == "LLaMA v2"
@@ -169,7 +169,7 @@ def test_llama2_gguf_without_template_uses_reference_format(tiny_llama2: Path, s
 
 
 def test_no_model_and_switching(starter_model: Path, tiny_llama2: Path) -> None:
-    engine = Engine()
+    engine = LlamaEngine()
     with pytest.raises(UserError, match="No model is loaded"):
         engine.generate([Message("user", "hi")])
     engine.load(starter_model, LoadOptions(n_ctx=512, n_gpu_layers=0))

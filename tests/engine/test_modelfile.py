@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gguf import GGUFWriter
 
-from app.engine.engine import Engine
+from app.engine.engine import LlamaEngine
 from app.engine.modelfile import check_model_file
 from app.errors import ModelFileError
 
@@ -44,7 +44,7 @@ def test_bad_files_give_clear_errors(
         check_model_file(path)
     assert str(path) in str(err.value)
     # The engine refuses the same way, and stays usable (nothing loaded).
-    engine = Engine()
+    engine = LlamaEngine()
     with pytest.raises(ModelFileError, match=expected):
         engine.load(path)
     assert not engine.loaded

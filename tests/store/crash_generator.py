@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.engine.engine import Engine, LoadOptions
+from app.engine.engine import LlamaEngine, LoadOptions
 from app.engine.types import Message, Sampling
 from app.store import Store
 
@@ -25,7 +25,7 @@ def main(db_path: Path, model: Path) -> None:
     conv = store.create_conversation()
     user = store.add_user_message(conv.id, PROMPT)
     print("user", conv.id, user.id, flush=True)
-    engine = Engine()
+    engine = LlamaEngine()
     info = engine.load(model, LoadOptions(n_ctx=4096, n_gpu_layers=0))
     msg = store.start_assistant(conv.id, user.id, info.name, str(info.path))
     writer = store.reply_writer(msg.id)

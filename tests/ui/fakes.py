@@ -1,4 +1,4 @@
-"""A scripted stand-in for app.engine.Engine: same interface, timing under the test's control."""
+"""A scripted stand-in for the Engine protocol: same interface, timing under the test's control."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from app.engine.engine import ModelInfo
-from app.engine.types import GenerationResult, Message, PreparedPrompt, Sampling
+from app.engine.engine import EngineThreadError
+from app.engine.protocol import Engine
+from app.engine.types import (
+    EngineState,
+    GenerationResult,
+    LoadOptions,
+    Message,
+    ModelInfo,
+    PreparedPrompt,
+    Sampling,
+)
 from app.errors import ContextOverflowError, UserError
 
 
@@ -56,6 +64,9 @@ class FakeGeneration:
         self._result.finish_reason = reason  # type: ignore[assignment]
         self._result.tokens_per_s = self._result.generated_tokens / elapsed if elapsed else 0.0
 
+    def close(self) -> None:
+        pass
+
     @property
     def result(self) -> GenerationResult:
         return replace(self._result)
@@ -77,15 +88,26 @@ class FakeEngine:
         self.last_prompt: PreparedPrompt | None = None
         self.loads: list[str] = []
         self.requests: list[list[Message]] = []
+        self.samplings: list[Sampling] = []
         self._cancel = threading.Event()
         self.thread_ids: set[int] = set()
+        self.owner: int | None = None  # the thread that first used it (it must stay the only one)
+        self.state: EngineState | None = None
+
+    def _touch(self) -> None:
+        ident = threading.get_ident()
+        self.thread_ids.add(ident)
+        if self.owner is None:
+            self.owner = ident
+        elif ident != self.owner:
+            raise EngineThreadError(f"the fake engine belongs to thread {self.owner}, not {ident}")
 
     @staticmethod
     def sleep(seconds: float) -> None:
         time.sleep(seconds)
 
-    def load(self, path: str | Path, options: Any = None) -> ModelInfo:
-        self.thread_ids.add(threading.get_ident())
+    def load(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
+        self._touch()
         if "missing" in str(path):
             raise UserError(f"Model file {path} does not exist; choose another model.")
         self.path = Path(path)
@@ -93,7 +115,7 @@ class FakeEngine:
         n_ctx = getattr(options, "n_ctx", self.n_ctx) if options is not None else self.n_ctx
         self.n_ctx = min(self.n_ctx, n_ctx)
         name = f"{self.name} {len(self.loads)}" if len(self.loads) > 1 else self.name
-        self.info = ModelInfo(name=name, path=self.path, file=None,  # type: ignore[arg-type]
+        self.info = ModelInfo(name=name, path=self.path, file=None,
                               n_ctx=self.n_ctx, n_gpu_layers=0, format_name="fake")
         return self.info
 
@@ -104,6 +126,7 @@ class FakeEngine:
         return sum(words(m.content) + 2 for m in messages)
 
     def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
+        self._touch()
         if self.info is None:
             raise UserError("No model is loaded; choose a model first.")
         budget = self.n_ctx - sampling.max_tokens
@@ -122,11 +145,12 @@ class FakeEngine:
 
     def generate(self, messages: Sequence[Message], sampling: Sampling | None = None
                  ) -> FakeGeneration:
-        self.thread_ids.add(threading.get_ident())
+        self._touch()
         sampling = sampling or Sampling()
         prompt = self.prepare(messages, sampling)
         self.last_prompt = prompt
         self.requests.append(list(messages))
+        self.samplings.append(sampling)
         self._cancel.clear()
         return FakeGeneration(self, prompt, list(self.script))
 
@@ -134,4 +158,23 @@ class FakeEngine:
         self._cancel.set()
 
     def close(self) -> None:
+        self._touch()
         self.info = None
+
+    def save_state(self) -> EngineState | None:
+        self._touch()
+        if self.last_prompt is None:
+            return None
+        return EngineState(str(self.path), list(self.last_prompt.tokens))
+
+    def restore_state(self, state: EngineState) -> int:
+        self._touch()
+        if state.key != str(self.path):
+            return 0
+        self.state = state
+        return len(state.tokens)
+
+
+def as_engine(engine: FakeEngine) -> Engine:
+    """The fake satisfies the Engine protocol (mypy checks this line: `make lint`)."""
+    return engine

@@ -19,7 +19,7 @@ def test_send_with_starter_model_streams_and_stores(qtbot: Any, make_window: Any
     assert "Starter" in window.state_label.text()
     window.settings.sampling = {**window.settings.sampling, "max_tokens": 24, "seed": 7}
     chunks: list[str] = []
-    window.host.worker.chunk.connect(lambda _mid, text: chunks.append(text))  # worker thread
+    window.host.chunk.connect(lambda _mid, text: chunks.append(text))  # worker thread
     with qtbot.waitSignal(window.reply_done, timeout=120_000) as blocker:
         window.composer.set_text("What is the capital of France?")
         qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
@@ -40,7 +40,7 @@ def test_stop_with_starter_model(qtbot: Any, make_window: Any) -> None:
     window = make_window()
     window.settings.sampling = {**window.settings.sampling, "max_tokens": 2000}
     started: list[Any] = []
-    window.host.worker.reply_started.connect(started.append)  # worker thread
+    window.host.reply_started.connect(started.append)  # worker thread
     window.composer.set_text("Write a very long story about a dragon and a knight.")
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: bool(started) and len(window.chat.live_text()) > 20, timeout=120_000)

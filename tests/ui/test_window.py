@@ -30,7 +30,7 @@ def test_send_streams_reply_and_stores_it(qtbot: Any, make_window: Any) -> None:
     engine = FakeEngine(["Hello", " from", " the", " **fake**", " engine."], delay=0.02)
     window = make_window(engine)
     chunks: list[str] = []
-    window.host.worker.chunk.connect(lambda _mid, text: chunks.append(text))  # worker thread
+    window.host.chunk.connect(lambda _mid, text: chunks.append(text))  # worker thread
     done = send(qtbot, window, "Hi there")
     assert done.message.state == "complete"
     assert done.message.content == "Hello from the **fake** engine."
@@ -53,7 +53,7 @@ def test_stop_keeps_partial_text_and_labels_it(qtbot: Any, make_window: Any) -> 
     engine = FakeEngine([f"w{i} " for i in range(400)], delay=0.01)
     window = make_window(engine)
     started: list[Any] = []
-    window.host.worker.reply_started.connect(started.append)  # runs in the worker thread
+    window.host.reply_started.connect(started.append)  # runs in the worker thread
     window.composer.set_text("Count")
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: bool(started) and "w3" in window.chat.live_text(), timeout=10_000)

@@ -8,7 +8,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.engine.types import Message, Sampling
 from app.store import Store
 from tests.ui.conftest import wait_idle
 from tests.ui.fakes import FakeEngine
@@ -131,17 +130,17 @@ def test_close_during_a_slow_model_load_waits_for_the_model_thread(qtbot: Any,
     window = make_window(engine, wait_ready=False)
     window.close_wait_ms = 50
     qtbot.waitUntil(loading.is_set, timeout=10_000)  # the model thread is inside the load
-    thread = window.host.model_thread
     try:
         window.close()
-        assert thread.isRunning()
+        closed = window.host.closed_future()
+        assert closed is not None and not closed.done()  # the model thread is still loading
         assert window.isVisible()  # not closed (nor its store) while the thread runs
         assert not window.store.closed
         assert "Closing after the model finishes loading" in window.state_label.text()
     finally:
         gate.set()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
-    assert thread.isFinished()
+    assert closed.done()
     assert window.store.closed
 
 
@@ -190,35 +189,3 @@ def test_inspector_shows_the_note_as_plain_text(qtbot: Any) -> None:
     summary = dialog.summary.text()
     assert "<img" not in summary and "&lt;img src=&#x27;x&#x27;&gt;&lt;b&gt;Evil" in summary
     assert summary.startswith("<b>3 tokens</b>")
-
-
-def test_count_renders_the_conversation_once_when_nothing_is_dropped(tmp_path: Path) -> None:
-    from app.ui.worker import EngineWorker, GenerateRequest
-
-    engine = FakeEngine()
-    engine.load("model.gguf")
-    calls: list[str] = []
-
-    class Spy:  # the worker's view of the engine; the fake's own internal calls are not counted
-        info = engine.info
-
-        def count_tokens(self, messages: Any) -> int:
-            calls.append("count")
-            return engine.count_tokens(messages)
-
-        def prepare(self, messages: Any, sampling: Sampling) -> Any:
-            calls.append("prepare")
-            return engine.prepare(messages, sampling)
-
-    worker = EngineWorker(Spy, tmp_path / "db.sqlite")
-    worker._engine = Spy()
-    counted: list[Any] = []
-    worker.counted.connect(counted.append)
-    messages = [Message("user", "one two three")]
-    worker.count(GenerateRequest(1, 0, messages, Sampling(max_tokens=64)))
-    assert calls == ["prepare"]
-    assert counted[-1].tokens == engine.count_tokens(messages)
-    assert counted[-1].dropped_messages == 0
-    calls.clear()
-    worker.count(GenerateRequest(1, 0, [*messages, Message("assistant", "four")], Sampling()))
-    assert calls == ["count"]
