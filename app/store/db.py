@@ -11,8 +11,8 @@ from app.store import schema
 from app.store.base import environment_error
 from app.store.exchange import ExchangeMixin
 from app.store.models import StoreError
+from app.store.recovery import interrupt, recover_partials
 from app.store.search import SearchMixin
-from app.store.writers import interrupt, recover_partials
 
 log = logging.getLogger(__name__)
 

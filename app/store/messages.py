@@ -15,7 +15,7 @@ from app.store.models import (
     dumps,
     message_from_row,
 )
-from app.store.writers import process_started
+from app.store.recovery import process_started
 
 if TYPE_CHECKING:
     from app.store.writer import ReplyWriter
