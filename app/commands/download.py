@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     filename = args.file or filename_for_quant(repo, args.quant or catalogue.DEFAULT_QUANT, token)
     known = catalogue.find(repo, filename=filename)
     if known is not None:
-        from app import hardware
+        from app.engine import hardware
 
         plan = catalogue.plan_for(known, 4096, hardware.detect())
         if plan is not None:

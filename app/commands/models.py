@@ -49,9 +49,9 @@ def _print_files(files: list[Any], ctx: int, hw: Any, installed_names: set[str])
 
 
 def _list(args: argparse.Namespace) -> int:
-    from app import hardware
+    from app.engine import hardware
+    from app.engine.planner import plan, shape_of_file
     from app.hub import catalogue, installed
-    from app.planner import plan
 
     hw = hardware.detect()
     if args.refresh:
@@ -78,7 +78,7 @@ def _list(args: argparse.Namespace) -> int:
             verdict = "file missing"
         else:
             try:
-                verdict = plan(installed.shape_of(m), args.ctx, hw).short
+                verdict = plan(shape_of_file(m.path), args.ctx, hw).short
             except UserError as err:
                 verdict = f"invalid: {err}"
         print(f"  {m.name:<36} {_size(m.size_bytes):>10}  {m.quantization:<7} "
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         what = "deleted" if model.source == "hub" else "forgotten (the file was left in place)"
         print(f"Removed {model.name!r}: {model.path} {what}.")
         return 0
-    from app import hardware
+    from app.engine import hardware
     from app.hub import catalogue, token_store
 
     files = catalogue.refresh(args.repo, token_store.get_token())

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.hardware import GIB, Hardware
+from app import paths
+from app.engine import modelfile
+from app.engine.hardware import GIB, Hardware
 
 if TYPE_CHECKING:
     from app.engine.modelfile import ModelFileInfo
@@ -206,8 +212,41 @@ def plan(
 
 
 def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> Plan:
-    """Plan for a local GGUF from its header (parsed once per file version: installed's cache)."""
-    from app import hardware as hw
-    from app.hub import installed
+    """Plan for a local GGUF from its header (parsed once per file version: see shape_of_file)."""
+    from app.engine import hardware as hw
 
-    return plan(installed.shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+    return plan(shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+
+
+_shapes_lock = threading.Lock()
+_shapes: dict[str, ModelShape] = {}  # this process's memo of shape_of_file
+
+
+def shape_of_file(path: Path) -> ModelShape:
+    """The planner's view of a GGUF file, cached by path, size and mtime.
+
+    Parsing a GGUF header reads its whole vocabulary (seconds for big vocabularies), so the few
+    numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key in _shapes:
+        return _shapes[key]
+    cache = paths.cache_dir() / "model-shapes.json"
+    with _shapes_lock:
+        try:
+            known = json.loads(cache.read_text("utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict) and isinstance(known.get(key), dict):
+            with contextlib.suppress(TypeError):
+                _shapes[key] = ModelShape(**known[key])
+                return _shapes[key]
+        shape = _shapes[key] = ModelShape.from_file_info(modelfile.check_model_file(path))
+        known = known if isinstance(known, dict) else {}
+        known[key] = asdict(shape)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1), "utf-8")
+        os.replace(tmp, cache)
+    return shape

@@ -16,8 +16,8 @@ from app import paths
 from app.hub.client import RepoListing
 
 if TYPE_CHECKING:
-    from app.hardware import Hardware
-    from app.planner import Plan
+    from app.engine.hardware import Hardware
+    from app.engine.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def refresh(repo_id: str, token: str | None) -> list[CatalogueFile]:
 
 def plan_for(file: CatalogueFile, n_ctx: int, hardware: Hardware) -> Plan | None:
     """The fit verdict for a file before download (None when its size or shape is unknown)."""
-    from app.planner import ModelShape, plan
+    from app.engine.planner import ModelShape, plan
 
     if not file.size_class or not file.size_bytes:
         return None

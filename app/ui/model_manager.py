@@ -42,7 +42,7 @@ def eta_text(seconds: float | None) -> str:
 
 def catalogue_verdicts(files: list[Any], n_ctx: int) -> dict[str, str]:
     """Fit verdict per catalogue file, before download (planner, on known Llama-2 shapes)."""
-    from app import hardware, planner
+    from app.engine import hardware, planner
 
     hw = hardware.detect()
     out: dict[str, str] = {}
@@ -166,7 +166,7 @@ class ModelManager(QDialog):
 
     @staticmethod
     def _describe_hardware() -> str:
-        from app import hardware
+        from app.engine import hardware
 
         return "This computer: " + hardware.detect().describe()
 

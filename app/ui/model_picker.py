@@ -83,7 +83,7 @@ class ModelPicker(QComboBox):
 
     @staticmethod
     def _verdicts(paths: list[str], n_ctx: int) -> dict[str, str]:
-        from app import planner
+        from app.engine import planner
 
         out: dict[str, str] = {}
         for path in paths:

@@ -113,7 +113,7 @@ class EngineWorker(QObject):
     @Slot()
     def detect_backend(self) -> None:
         try:
-            from app import hardware
+            from app.engine import hardware
 
             self.backend_ready.emit(hardware.detect().backend)
         except Exception:

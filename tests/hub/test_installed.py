@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engine.planner import shape_of_file
 from app.errors import ModelFileError, UserError
 from app.hub import catalogue, installed
 from app.starter import STARTER_NAME
@@ -60,7 +61,7 @@ def test_downloaded_model_removal_deletes_the_file(tmp_path: Path) -> None:
     tiny_gguf(path, payload_mib=0.2)
     installed.add_download(path, repo_id="TheBloke/Llama-2-7B-Chat-GGUF",
                            filename=path.name, quantization="Q2_K", sha256="00" * 32)
-    shape = installed.shape_of(installed.resolve_model(path.name))
+    shape = shape_of_file(installed.resolve_model(path.name).path)
     assert shape.n_layers == 2
     removed = installed.remove_model("llama-2-7b-chat.Q2_K")
     assert removed.source == "hub" and not path.exists()
