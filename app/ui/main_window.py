@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 from app import APP_NAME, paths
 from app import settings as app_settings
 from app.errors import UserError
-from app.ui.application import is_dark
 from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
 from app.ui.chat_view import ChatView
@@ -31,6 +30,7 @@ from app.ui.composer import Composer
 from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.sidebar import Sidebar
+from app.ui.theme import is_dark
 from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
