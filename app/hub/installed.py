@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -163,12 +164,13 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
     wanted = name_or_path.strip()
     models = list_installed()
     lowered = wanted.lower()
-    for test in (
+    tests: tuple[Callable[[InstalledModel], bool], ...] = (
         lambda m: m.name == wanted,
         lambda m: m.name.lower() == lowered,
         lambda m: m.path.name.lower() == lowered or (m.filename or "").lower() == lowered,
         lambda m: m.path.stem.lower() == lowered,
-    ):
+    )
+    for test in tests:
         found = [m for m in models if test(m)]
         if len(found) == 1:
             return found[0]

@@ -28,6 +28,7 @@ class Store(ExchangeMixin, SearchMixin):
 
     backup_path: Path | None = None
     recovered: int = 0
+    _closed: bool = False
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Store:
@@ -77,7 +78,7 @@ class Store(ExchangeMixin, SearchMixin):
 
     def close(self) -> None:
         """Mark this Store's unfinished replies interrupted, and close the connection."""
-        if self._conn is None:
+        if self._closed:
             return
         try:
             if self._live:
@@ -85,12 +86,12 @@ class Store(ExchangeMixin, SearchMixin):
                     interrupt(conn, self._live, self._now())
                 self._live.clear()
         finally:
+            self._closed = True
             self._conn.close()
-            self._conn = None  # type: ignore[assignment]
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._closed
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result ('ok' when healthy)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, Sampling
 from app.errors import SettingsError
+from app.settings import AppSettings
 
 FORMAT_CHOICES = (
     ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
@@ -50,7 +49,7 @@ def _int(low: int, high: int, value: int) -> QSpinBox:
 class SettingsDialog(QDialog):
     """Edits a conversation's settings and the app settings; validated before it closes."""
 
-    def __init__(self, system_prompt: str, sampling: Sampling, app_settings: Any,
+    def __init__(self, system_prompt: str, sampling: Sampling, app_settings: AppSettings,
                  parent: QWidget | None = None, model_path: str | None = None) -> None:
         super().__init__(parent)
         self.model_path = model_path
