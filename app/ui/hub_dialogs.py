@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.model_picker import human_size
 from app.ui.tasks import run_in_background
+from app.units import format_size
 
 URL = re.compile(r"https?://[^\s<>\"')]+[^\s<>\"').,;:]")
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -156,7 +156,7 @@ class FileChooser(QDialog):
         self.list.setAccessibleName("GGUF files")
         for f in files:
             verdict = verdicts.get(f.filename, "")
-            text = f"{f.filename} — {f.quantization} — {human_size(f.size_bytes)}"
+            text = f"{f.filename} — {f.quantization} — {format_size(f.size_bytes)}"
             item = QListWidgetItem(text + (f" — {verdict}" if verdict else ""))
             item.setData(Qt.ItemDataRole.UserRole, f.filename)
             self.list.addItem(item)

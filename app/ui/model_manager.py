@@ -26,18 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
-from app.ui.model_picker import human_size
 from app.ui.tasks import run_in_background
+from app.units import format_duration, format_size
 
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
-
-
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def catalogue_verdicts(files: list[Any], n_ctx: int) -> dict[str, str]:
@@ -192,7 +185,7 @@ class ModelManager(QDialog):
         for model in catalogue.catalogue():
             top = QTreeWidgetItem([model.title, "", "", ""])
             for f in model.files:
-                size = human_size(f.size_bytes) + ("" if f.exact else " (approx.)")
+                size = format_size(f.size_bytes) + ("" if f.exact else " (approx.)")
                 child = QTreeWidgetItem([f.quantization, size, self.verdicts.get(f.filename, "…"),
                                          ""])
                 child.setData(0, DATA, (f.repo_id, f.filename))
@@ -277,7 +270,7 @@ class ModelManager(QDialog):
         run_in_background(work, self._imported, lambda m: self.show_message(m, error=True))
 
     def _imported(self, model: Any) -> None:
-        self.show_message(f"Imported {model.name} ({human_size(model.size_bytes)}).")
+        self.show_message(f"Imported {model.name} ({format_size(model.size_bytes)}).")
         self.refresh_installed()
         self.installed_changed.emit()
 
@@ -294,7 +287,7 @@ class ModelManager(QDialog):
         models = installed_models()
         self.installed.setRowCount(len(models))
         for row, model in enumerate(models):
-            cells = (model.name, human_size(model.size_bytes), model.quantization, model.origin)
+            cells = (model.name, format_size(model.size_bytes), model.quantization, model.origin)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(DATA, (model.name, str(model.path), model.builtin))
@@ -351,11 +344,11 @@ class ModelManager(QDialog):
         widget = self.table.cellWidget(row, 1)
         if isinstance(widget, QProgressBar):
             widget.setValue(int(snap.fraction * 1000))
-            total = human_size(snap.total) if snap.total else "?"
-            widget.setFormat(f"{human_size(snap.done)} of {total}")
+            total = format_size(snap.total or None)  # 0: not known yet
+            widget.setFormat(f"{format_size(snap.done)} of {total}")
         downloading = snap.state.value == "downloading"
-        self._cell(row, 2).setText(f"{human_size(snap.speed)}/s" if downloading else "")
-        self._cell(row, 3).setText(eta_text(snap.eta) if downloading else "")
+        self._cell(row, 2).setText(f"{format_size(snap.speed)}/s" if downloading else "")
+        self._cell(row, 3).setText(format_duration(snap.eta, unknown="") if downloading else "")
         state = snap.state.value
         if snap.message and not snap.state.finished:
             state += f" — {snap.message}"

@@ -10,20 +10,10 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 from app.ui.tasks import run_in_background
+from app.units import format_size
 
 log = logging.getLogger(__name__)
 GET_MODELS = "__get_models__"
-
-
-def human_size(n: int | float | None) -> str:
-    if not n:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 def installed_models() -> list[Any]:
@@ -78,7 +68,7 @@ class ModelPicker(QComboBox):
 
     def _label(self, model: Any) -> str:
         verdict = self.verdicts.get((str(model.path), self.n_ctx))
-        size = human_size(model.size_bytes)
+        size = format_size(model.size_bytes)
         return f"{model.name} — {size}" + (f" — {verdict}" if verdict else "")
 
     @staticmethod
