@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from app.errors import UserError
 
-MessageState = Literal["complete", "partial", "interrupted", "cancelled", "error"]
 MESSAGE_STATES: tuple[str, ...] = ("complete", "partial", "interrupted", "cancelled", "error")
 
 # add_user_message(parent_id=AUTO) appends after the conversation's current leaf.
