@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -29,25 +29,24 @@ from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
 from app.ui.tasks import run_in_background
 from app.units import format_duration, format_size
 
+if TYPE_CHECKING:
+    from PySide6.QtGui import QShowEvent
+
+    from app.hub.catalogue import CatalogueFile
+    from app.hub.installed import InstalledModel
+    from app.hub.manager import DownloadManager, JobSnapshot
+    from app.settings import AppSettings
+
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
 
 
-def catalogue_verdicts(files: list[Any], n_ctx: int) -> dict[str, str]:
-    """Fit verdict per catalogue file, before download (planner, on known Llama-2 shapes)."""
-    from app.engine import hardware, planner
+def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]:
+    """Fit verdict per catalogue file on this computer (the hub's, as the CLI shows them)."""
+    from app.engine import hardware
+    from app.hub import catalogue
 
-    hw = hardware.detect()
-    out: dict[str, str] = {}
-    for f in files:
-        if not f.size_class:
-            continue
-        try:
-            shape = planner.ModelShape.known(f.size_class, f.size_bytes, f.quantization)
-            out[f.filename] = planner.plan(shape, n_ctx, hw).short
-        except ValueError:
-            continue
-    return out
+    return catalogue.verdicts(files, n_ctx, hardware.detect())
 
 
 class ModelManager(QDialog):
@@ -57,7 +56,8 @@ class ModelManager(QDialog):
     use_model = Signal(str)  # path
     _snapshot = Signal(object)  # JobSnapshot, from the download thread (queued to this thread)
 
-    def __init__(self, settings: Any, parent: QWidget | None = None, manager: Any = None) -> None:
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None,
+                 manager: DownloadManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.settings = settings
@@ -167,7 +167,7 @@ class ModelManager(QDialog):
         style = ' style="color:#c0392b;"' if error else ""
         self.message.setText(f"<span{style}>{linkify(text)}</span>")
 
-    def showEvent(self, event: Any) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         """The dialog is reused: verdicts follow a context size changed in Settings meanwhile."""
         if int(self.settings.context_size) != self.n_ctx:
             self.n_ctx = int(self.settings.context_size)
@@ -230,14 +230,14 @@ class ModelManager(QDialog):
     def list_repo(self, repo_id: str) -> None:
         self.show_message(f"Listing the files of {repo_id}…")
 
-        def work() -> tuple[str, list[Any]]:
+        def work() -> tuple[str, list[CatalogueFile]]:
             from app.hub import catalogue, token_store
 
             return repo_id, catalogue.refresh(repo_id, token_store.get_token())
 
         run_in_background(work, self._got_listing, lambda m: self.show_message(m, error=True))
 
-    def _got_listing(self, result: tuple[str, list[Any]]) -> None:
+    def _got_listing(self, result: tuple[str, list[CatalogueFile]]) -> None:
         repo_id, files = result
         if not files:
             self.show_message(f"{repo_id} has no .gguf files; llama.cpp needs GGUF.", error=True)
@@ -262,14 +262,14 @@ class ModelManager(QDialog):
     def import_file(self, path: str) -> None:
         self.show_message(f"Checking {Path(path).name}…")
 
-        def work() -> Any:
+        def work() -> InstalledModel:
             from app.hub import installed
 
             return installed.import_model(path)
 
         run_in_background(work, self._imported, lambda m: self.show_message(m, error=True))
 
-    def _imported(self, model: Any) -> None:
+    def _imported(self, model: InstalledModel) -> None:
         self.show_message(f"Imported {model.name} ({format_size(model.size_bytes)}).")
         self.refresh_installed()
         self.installed_changed.emit()
@@ -313,12 +313,12 @@ class ModelManager(QDialog):
             self.show_message(f"{name} is built in and cannot be removed.", error=True)
             return
 
-        def work() -> Any:
+        def work() -> InstalledModel:
             from app.hub import installed
 
             return installed.remove_model(name)
 
-        def done(model: Any) -> None:
+        def done(model: InstalledModel) -> None:
             self.show_message(f"Removed {model.name}.")
             self.refresh_installed()
             self.installed_changed.emit()
@@ -326,7 +326,7 @@ class ModelManager(QDialog):
         run_in_background(work, done, lambda m: self.show_message(m, error=True))
 
     # -- downloads -----------------------------------------------------------------------------
-    def _on_snapshot(self, snap: Any) -> None:
+    def _on_snapshot(self, snap: JobSnapshot) -> None:
         row = self.rows.get(snap.job_id)
         if row is None:
             row = self.table.rowCount()
