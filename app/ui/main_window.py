@@ -148,20 +148,19 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.resize(1120, 760)
 
     def _connect(self) -> None:
-        sb = self.sidebar
-        sb.open_requested.connect(self.open_conversation)
-        sb.new_requested.connect(self.new_chat)
-        sb.rename_requested.connect(self.rename_conversation)
-        sb.pin_requested.connect(self.pin_conversation)
-        sb.delete_requested.connect(self.delete_conversation)
-        sb.restore_requested.connect(self.restore_conversation)
-        sb.purge_requested.connect(self.purge_conversation)
-        self.picker.model_chosen.connect(self.load_model)
-        self.picker.manager_requested.connect(self.open_model_manager)
-        self.settings_button.clicked.connect(self.open_settings)
-        self.composer.send_requested.connect(self.send)
-        self.composer.stop_requested.connect(self.stop)
-        self.chat.action.connect(self.on_chat_action)
+        sb, picker, composer = self.sidebar, self.picker, self.composer
+        for signal, slot in (
+            (sb.open_requested, self.open_conversation), (sb.new_requested, self.new_chat),
+            (sb.rename_requested, self.rename_conversation),
+            (sb.pin_requested, self.pin_conversation), (sb.delete_requested, self.delete_conversation),
+            (sb.restore_requested, self.restore_conversation),
+            (sb.purge_requested, self.purge_conversation),
+            (picker.model_chosen, self.load_model), (picker.manager_requested, self.open_model_manager),
+            (self.settings_button.clicked, self.open_settings),
+            (composer.send_requested, self.send), (composer.stop_requested, self.stop),
+            (self.chat.action, self.on_chat_action),
+        ):
+            signal.connect(slot)
         w = self.host.worker
         # Bound methods only: a lambda would run in the worker thread (no receiver object).
         w.backend_ready.connect(self.on_backend)
