@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
@@ -12,11 +12,14 @@ from PySide6.QtWidgets import QComboBox, QWidget
 from app.ui.tasks import run_in_background
 from app.units import format_size
 
+if TYPE_CHECKING:
+    from app.hub.installed import InstalledModel
+
 log = logging.getLogger(__name__)
 GET_MODELS = "__get_models__"
 
 
-def installed_models() -> list[Any]:
+def installed_models() -> list[InstalledModel]:
     """Installed models (the hub's registry: starter first); never raises."""
     try:
         from app.hub import installed
@@ -41,7 +44,7 @@ class ModelPicker(QComboBox):
         self.setMinimumContentsLength(44)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.verdicts: dict[tuple[str, int], str] = {}  # by (path, context size)
-        self.models: list[Any] = []
+        self.models: list[InstalledModel] = []
         self._current = ""
         self._filling = False
         self.n_ctx = 4096
@@ -66,7 +69,7 @@ class ModelPicker(QComboBox):
             run_in_background(lambda: self._verdicts(paths, ctx),
                               lambda found: self._got_verdicts(found, ctx))
 
-    def _label(self, model: Any) -> str:
+    def _label(self, model: InstalledModel) -> str:
         verdict = self.verdicts.get((str(model.path), self.n_ctx))
         size = format_size(model.size_bytes)
         return f"{model.name} — {size}" + (f" — {verdict}" if verdict else "")
