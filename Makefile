@@ -31,6 +31,7 @@ test: $(VENV)/.dev $(VOCAB)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check app tests main.py packaging
+	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(PY) -m mypy tests/ui/fakes.py
 

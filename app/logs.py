@@ -38,7 +38,7 @@ def setup(verbose: bool = False) -> None:
 
 # ggml_log_level (ggml.h): 0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continues the last line.
 _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_callback = None  # keep a reference: llama.cpp holds only a raw pointer
+_callback: object | None = None  # keep a reference: llama.cpp holds only a raw pointer
 _pending: list[str] = []
 _pending_level = [logging.DEBUG]
 
@@ -58,8 +58,7 @@ def route_llama_cpp_logs() -> None:
 
     logger = logging.getLogger("llama_cpp")
 
-    @llama_cpp.llama_log_callback
-    def _forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    def forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         piece = text.decode("utf-8", errors="replace")
         if int(level) != 5 and not _pending:
             _pending_level[0] = _LEVELS.get(int(level), logging.DEBUG)
@@ -70,5 +69,5 @@ def route_llama_cpp_logs() -> None:
             if line:
                 logger.log(_pending_level[0], "%s", line)
 
-    _callback = _forward
-    llama_cpp.llama_log_set(_forward, ctypes.c_void_p(0))
+    _callback = llama_cpp.llama_log_callback(forward)  # the ctypes wrapper llama.cpp calls
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import UserError
+from app.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class SelfTest:
                 f"package; or set {STARTER_ENV})"
             )
         self.model = path
-        return f"{path} ({path.stat().st_size / 1e6:.0f} MB)"
+        return f"{path} ({format_size(path.stat().st_size)})"
 
     def step_load(self) -> str:
         from app.engine.engine import LlamaEngine, LoadOptions

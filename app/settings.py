@@ -28,7 +28,6 @@ class AppSettings:
     threads: int | None = None
     font_size: int = 11
     model: str | None = None
-    hub_endpoint: str | None = None
     default_system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
     prompt_formats: dict[str, str] = field(default_factory=dict)  # model path -> format override

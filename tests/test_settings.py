@@ -41,3 +41,16 @@ def test_damaged_file_is_kept_aside() -> None:
     assert path.with_name(path.name + ".damaged").read_text(encoding="utf-8") == "{not json"
     path.write_text(json.dumps({"context_size": "big"}), encoding="utf-8")
     assert settings.load().context_size == 4096
+
+
+def test_older_files_with_dropped_settings_still_load() -> None:
+    path = settings.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # hub_endpoint was saved by earlier versions and is no longer a setting.
+    path.write_text(json.dumps({"context_size": 2048, "hub_endpoint": "https://example.org"}),
+                    encoding="utf-8")
+    loaded = settings.load()
+    assert loaded.context_size == 2048 and not hasattr(loaded, "hub_endpoint")
+    assert not path.with_name(path.name + ".damaged").exists()
+    settings.save(loaded)
+    assert "hub_endpoint" not in json.loads(path.read_text(encoding="utf-8"))

@@ -48,11 +48,11 @@ def register(sub: Any) -> None:
     p.add_argument("--edit", type=int, metavar="MESSAGE_ID",
                    help="with --continue and MESSAGE: replace user message MESSAGE_ID by MESSAGE "
                    "(a new branch) and answer it")
-    for name, (low, high) in SAMPLING_RANGES.items():
-        integer = isinstance(low, int) and isinstance(high, int)
-        flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, dest=name, type=int if integer else float,
-                       metavar="N" if integer else "X",
+    for name, allowed in SAMPLING_RANGES.items():
+        low, high = ((int(allowed.low), int(allowed.high)) if allowed.whole
+                     else (allowed.low, allowed.high))
+        p.add_argument("--" + name.replace("_", "-"), dest=name,
+                       type=int if allowed.whole else float, metavar="N" if allowed.whole else "X",
                        help=f"{FLAG_HELP.get(name, name.replace('_', ' '))} ({low} to {high})")
     p.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")

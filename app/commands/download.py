@@ -9,6 +9,7 @@ import time
 from typing import Any, TextIO
 
 from app.errors import UserError
+from app.units import format_duration, format_size
 
 REPO_RE = re.compile(r"^[\w.\-]+/[\w.\-]+$")
 
@@ -26,13 +27,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds > 99 * 3600:
-        return "--:--"
-    s = int(seconds)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 class ProgressBar:
     """One `\\r` line on a terminal; plain lines every few seconds otherwise."""
 
@@ -45,15 +39,13 @@ class ProgressBar:
         self.drawn = False
 
     def line(self, snap: Any) -> str:
-        from app.hub.download import human
-
         total = snap.total or 0
         pct = f"{100 * snap.done / total:5.1f}%" if total else "  ?  "
         width = 24
         fill = int(width * snap.done / total) if total else 0
         bar = "#" * fill + "." * (width - fill)
-        return (f"[{bar}] {pct} {human(snap.done)} / {human(total)}  "
-                f"{human(snap.speed)}/s  ETA {_clock(snap.eta)}")
+        return (f"[{bar}] {pct} {format_size(snap.done)} / {format_size(total)}  "
+                f"{format_size(snap.speed)}/s  ETA {format_duration(snap.eta, unknown='--:--')}")
 
     def update(self, snap: Any) -> None:
         if snap.message and snap.message != self.message:
@@ -98,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     filename = args.file or filename_for_quant(repo, args.quant or catalogue.DEFAULT_QUANT, token)
     known = catalogue.find(repo, filename=filename)
     if known is not None:
-        from app import hardware
+        from app.engine import hardware
 
         plan = catalogue.plan_for(known, 4096, hardware.detect())
         if plan is not None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.store.models import STATE_LABELS
+from app.store.models import heading_parts
 
 if TYPE_CHECKING:
     from app.store import Conversation, Store, StoredMessage
@@ -98,14 +98,7 @@ def run_trash(args: argparse.Namespace) -> int:
 
 
 def _message_header(msg: StoredMessage) -> str:
-    parts = [msg.role]
-    if msg.model_name:
-        parts.append(msg.model_name)
-    parts.append(_when(msg.created_at))
-    if msg.state in STATE_LABELS:
-        parts.append(f"({STATE_LABELS[msg.state]})")
-    if msg.sibling_count > 1:
-        parts.append(f"[alternate {msg.sibling_index + 1}/{msg.sibling_count}]")
+    parts = heading_parts(msg, _when, state="({})")
     return f"── {' · '.join(parts)} (#{msg.id})"
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from app.errors import UserError
+from app.units import format_size
 
 
 def register(sub: Any) -> None:
@@ -29,12 +30,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _size(n: int | None, exact: bool = True) -> str:
-    if not n:
-        return "?"
-    return f"{n / 1e9:6.2f} GB" + ("" if exact else "~")
-
-
 def _print_files(files: list[Any], ctx: int, hw: Any, installed_names: set[str]) -> None:
     from app.hub import catalogue
 
@@ -44,14 +39,14 @@ def _print_files(files: list[Any], ctx: int, hw: Any, installed_names: set[str])
         mark = "*" if f.quantization == catalogue.DEFAULT_QUANT else " "
         have = "  [installed]" if f.filename in installed_names else ""
         parts = f"  ({len(f.parts)} parts, joined)" if f.parts else ""
-        print(f"    {f.quantization:<7}{mark} {_size(f.size_bytes, f.exact):>10}  "
-              f"{verdict:<24} {f.filename}{parts}{have}")
+        size = format_size(f.size_bytes) + ("" if f.exact else "~")
+        print(f"    {f.quantization:<7}{mark} {size:>10}  {verdict:<24} {f.filename}{parts}{have}")
 
 
 def _list(args: argparse.Namespace) -> int:
-    from app import hardware
+    from app.engine import hardware
+    from app.engine.planner import plan, shape_of_file
     from app.hub import catalogue, installed
-    from app.planner import plan
 
     hw = hardware.detect()
     if args.refresh:
@@ -78,10 +73,10 @@ def _list(args: argparse.Namespace) -> int:
             verdict = "file missing"
         else:
             try:
-                verdict = plan(installed.shape_of(m), args.ctx, hw).short
+                verdict = plan(shape_of_file(m.path), args.ctx, hw).short
             except UserError as err:
                 verdict = f"invalid: {err}"
-        print(f"  {m.name:<36} {_size(m.size_bytes):>10}  {m.quantization:<7} "
+        print(f"  {m.name:<36} {format_size(m.size_bytes):>10}  {m.quantization:<7} "
               f"{m.origin:<32} {verdict}")
         print(f"      {m.path}")
     return 0
@@ -95,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if action == "import":
         model = installed.import_model(args.path, args.name)
-        print(f"Imported {model.name!r} ({model.quantization}, {_size(model.size_bytes).strip()}) "
+        print(f"Imported {model.name!r} ({model.quantization}, {format_size(model.size_bytes)}) "
               f"from {model.path}; the file stays where it is.")
         return 0
     if action == "remove":
@@ -103,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         what = "deleted" if model.source == "hub" else "forgotten (the file was left in place)"
         print(f"Removed {model.name!r}: {model.path} {what}.")
         return 0
-    from app import hardware
+    from app.engine import hardware
     from app.hub import catalogue, token_store
 
     files = catalogue.refresh(args.repo, token_store.get_token())

@@ -49,7 +49,7 @@ class _Vocab:
 
 def plan_gpu_layers(info: ModelFileInfo, n_ctx: int) -> int:
     """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
-    from app import hardware, planner
+    from app.engine import hardware, planner
 
     plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect())
     log.info("memory plan for %s: %s", info.path.name, plan.message)

@@ -124,7 +124,7 @@ class _Header:
 
     def skip_array(self) -> int:
         """Step over an array; its length stands for it (only the vocabulary's is used)."""
-        kind, count = self.unpack("<I"), self.unpack("<Q")
+        kind, count = int(self.unpack("<I")), int(self.unpack("<Q"))
         if kind in _SCALARS:
             size = struct.calcsize(_SCALARS[kind])
             if self.pos + count * size > len(self.buf):

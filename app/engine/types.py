@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from app.errors import SettingsError
 
@@ -39,46 +39,62 @@ class Message:
             raise SettingsError(f"Unknown message role {self.role!r}; use one of {ROLES}.")
 
 
-# name -> (minimum, maximum) inclusive; None means unbounded on that side.
-SAMPLING_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "temperature": (0.0, 5.0),
-    "top_p": (0.0, 1.0),
-    "top_k": (0, 100_000),
-    "min_p": (0.0, 1.0),
-    "repeat_penalty": (0.5, 3.0),
-    "max_tokens": (1, 131_072),
-    "seed": (0, 2**32 - 1),
-}
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one sampling setting accepts (inclusive), and how an editor steps through them."""
+
+    low: float
+    high: float
+    step: float = 1
+    decimals: int = 0  # 0: whole numbers only
+
+    @property
+    def whole(self) -> bool:
+        return self.decimals == 0
+
+    def check(self, name: str, value: object) -> None:
+        """SettingsError unless ``value`` is a number of the right kind within the range."""
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            kind = "a whole number" if self.whole else "a number"
+            raise SettingsError(f"Sampling setting {name} must be {kind}, got {value!r}.")
+        if not self.low <= value <= self.high:
+            low, high = (int(self.low), int(self.high)) if self.whole else (self.low, self.high)
+            raise SettingsError(
+                f"Sampling setting {name}={value} is out of range; use {low} to {high}."
+            )
+
+
+def _knob(default: _T, low: float, high: float, step: float = 1, decimals: int = 0) -> _T:
+    """A Sampling field with its Range (dataclass metadata; SAMPLING_RANGES collects them)."""
+    knob: _T = field(default=default, metadata={"range": Range(low, high, step, decimals)})
+    return knob
 
 
 @dataclass(frozen=True)
 class Sampling:
     """Sampling knobs. Defaults follow Meta's Llama-2-chat examples (temperature 0.6, top_p 0.9).
 
-    ``top_k`` 0 disables top-k; ``seed`` None draws a fresh random seed per request.
+    ``top_k`` 0 disables top-k; ``seed`` None draws a fresh random seed per request. Each
+    field's range is in SAMPLING_RANGES.
     """
 
-    temperature: float = 0.6
-    top_p: float = 0.9
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 512
-    seed: int | None = None
+    temperature: float = _knob(0.6, 0.0, 5.0, step=0.05, decimals=2)
+    top_p: float = _knob(0.9, 0.0, 1.0, step=0.05, decimals=2)
+    top_k: int = _knob(40, 0, 100_000)
+    min_p: float = _knob(0.05, 0.0, 1.0, step=0.01, decimals=2)
+    repeat_penalty: float = _knob(1.1, 0.5, 3.0, step=0.05, decimals=2)
+    max_tokens: int = _knob(512, 1, 131_072)
+    seed: int | None = _knob(None, 0, 2**32 - 1)
 
     def __post_init__(self) -> None:
-        for name, (low, high) in SAMPLING_RANGES.items():
+        for name, allowed in SAMPLING_RANGES.items():
             value = getattr(self, name)
             if value is None and name == "seed":
                 continue
-            want_int = name in ("top_k", "max_tokens", "seed")
-            if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)):
-                kind = "a whole number" if want_int else "a number"
-                raise SettingsError(f"Sampling setting {name} must be {kind}, got {value!r}.")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise SettingsError(
-                    f"Sampling setting {name}={value} is out of range; use {low} to {high}."
-                )
+            allowed.check(name, value)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Sampling:
@@ -97,6 +113,13 @@ class Sampling:
 
     def replace(self, **changes: Any) -> Sampling:
         return Sampling.from_dict({**self.to_dict(), **changes})
+
+
+# name -> Range, in the order of Sampling's fields: the one table the engine, the settings
+# dialog and the CLI flags validate and offer values by.
+SAMPLING_RANGES: dict[str, Range] = {
+    f.name: f.metadata["range"] for f in dataclasses.fields(Sampling)
+}
 
 
 @dataclass

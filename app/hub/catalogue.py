@@ -16,8 +16,8 @@ from app import paths
 from app.hub.client import RepoListing
 
 if TYPE_CHECKING:
-    from app.hardware import Hardware
-    from app.planner import Plan
+    from app.engine.hardware import Hardware
+    from app.engine.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,24 @@ def refresh(repo_id: str, token: str | None) -> list[CatalogueFile]:
 
 
 def plan_for(file: CatalogueFile, n_ctx: int, hardware: Hardware) -> Plan | None:
-    """The fit verdict for a file before download (None when its size or shape is unknown)."""
-    from app.planner import ModelShape, plan
+    """The fit plan for a file before download, for every face (window, CLI).
 
-    if not file.size_class or not file.size_bytes:
+    The known Llama-2 shape of the file's size class, with the file's size (or, when the size is
+    not known, an estimate from its quantization). None when the size class, or both the size
+    and the quantization, are unknown.
+    """
+    from app.engine.planner import ModelShape, plan
+
+    if not file.size_class:
         return None
-    return plan(ModelShape.known(file.size_class, weights_bytes=file.size_bytes), n_ctx, hardware)
+    try:
+        shape = ModelShape.known(file.size_class, file.size_bytes or None, file.quantization)
+    except ValueError:
+        return None
+    return plan(shape, n_ctx, hardware)
+
+
+def verdicts(files: list[CatalogueFile], n_ctx: int, hardware: Hardware) -> dict[str, str]:
+    """Short fit verdicts by file name, for the files that have one (see plan_for)."""
+    plans = {f.filename: plan_for(f, n_ctx, hardware) for f in files}
+    return {name: p.short for name, p in plans.items() if p is not None}

@@ -83,7 +83,7 @@ class RetryPolicy:
         return cls(attempts=max(1, attempts), base_delay=base, max_delay=max(base, 30.0 * base))
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return min(self.max_delay, self.base_delay * (2.0 ** max(0, attempt - 1)))
 
 
 def is_retryable(err: BaseException) -> bool:

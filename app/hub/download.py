@@ -26,6 +26,7 @@ from app.hub.errors import (
     HubError,
     ServerError,
 )
+from app.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ class Control:
         with self._lock:
             self._stop = None
 
-    @property
-    def stop_reason(self) -> str | None:
-        return self._stop
-
     def check(self) -> None:
         if self._stop:
             raise DownloadStopped(self._stop)
@@ -68,18 +65,14 @@ def part_paths(dest: Path) -> tuple[Path, Path]:
     return dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".part.json")
 
 
-def human(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
 def check_disk_space(directory: Path, needed: int, what: str) -> None:
     """DiskSpaceError naming needed vs free when ``directory`` cannot take ``needed`` bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(directory).free
     if needed + DISK_MARGIN > free:
         raise DiskSpaceError(
-            f"Not enough disk space for {what}: needs {human(needed)}, only {human(free)} free "
-            f"in {directory}; free some space and try again."
+            f"Not enough disk space for {what}: needs {format_size(needed)}, only "
+            f"{format_size(free)} free in {directory}; free some space and try again."
         )
 
 
@@ -197,7 +190,9 @@ class _Fetch:
         elif have > self.remote.size:
             self.restart(f"Partial {name} is larger than the file on the Hub; starting over.")
         elif have:
-            self.notice(f"Resuming {name} at {human(have)}; re-checking the bytes already here.")
+            self.notice(
+                f"Resuming {name} at {format_size(have)}; re-checking the bytes already here."
+            )
             _hash_existing(self.part, have, self.hasher, self.control)
             self.done = have
         self.meta_path.write_text(json.dumps(asdict(fresh), indent=1), "utf-8")
@@ -305,7 +300,7 @@ class _Fetch:
                         raise
                     raise err from None
                 wait = self.retry.delay(attempt)
-                self.notice(f"{err} Retrying in {wait:.0f} s from {human(self.done)}.")
+                self.notice(f"{err} Retrying in {wait:.0f} s from {format_size(self.done)}.")
                 self.retry.sleep(wait)
         return self.finish()
 

@@ -8,20 +8,17 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app import paths
 from app.errors import UserError
 
-if TYPE_CHECKING:
-    from app.planner import ModelShape
-
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
-_shapes: dict[str, ModelShape] = {}  # this process's memo of shape_of
 
 
 @dataclass(frozen=True)
@@ -167,12 +164,13 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
     wanted = name_or_path.strip()
     models = list_installed()
     lowered = wanted.lower()
-    for test in (
+    tests: tuple[Callable[[InstalledModel], bool], ...] = (
         lambda m: m.name == wanted,
         lambda m: m.name.lower() == lowered,
         lambda m: m.path.name.lower() == lowered or (m.filename or "").lower() == lowered,
         lambda m: m.path.stem.lower() == lowered,
-    ):
+    )
+    for test in tests:
         found = [m for m in models if test(m)]
         if len(found) == 1:
             return found[0]
@@ -201,41 +199,3 @@ def default_model() -> InstalledModel | None:
     if added:
         return max(added, key=lambda m: m.added)
     return models[0] if models else None
-
-
-def shape_of(model: InstalledModel) -> ModelShape:
-    """The planner's view of an installed file (see shape_of_file)."""
-    return shape_of_file(model.path)
-
-
-def shape_of_file(path: Path) -> ModelShape:
-    """The planner's view of a GGUF file, cached by path, size and mtime.
-
-    Parsing a GGUF header reads its whole vocabulary (seconds for big vocabularies), so the few
-    numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
-    """
-    from app.engine.modelfile import check_model_file
-    from app.planner import ModelShape
-
-    path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    if key in _shapes:
-        return _shapes[key]
-    cache = paths.cache_dir() / "model-shapes.json"
-    with _lock:
-        try:
-            known = json.loads(cache.read_text("utf-8"))
-        except (OSError, ValueError):
-            known = {}
-        if isinstance(known, dict) and isinstance(known.get(key), dict):
-            with contextlib.suppress(TypeError):
-                _shapes[key] = ModelShape(**known[key])
-                return _shapes[key]
-        shape = _shapes[key] = ModelShape.from_file_info(check_model_file(path))
-        known = known if isinstance(known, dict) else {}
-        known[key] = asdict(shape)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1), "utf-8")
-        os.replace(tmp, cache)
-    return shape

@@ -9,12 +9,14 @@ from app.store.models import (
     StoredMessage,
     StoreError,
 )
-from app.store.writer import ReplyWriter
+from app.store.writer import ReplyEnding, ReplySink, ReplyWriter
 
 __all__ = [
     "AUTO",
     "MESSAGE_STATES",
     "Conversation",
+    "ReplyEnding",
+    "ReplySink",
     "ReplyWriter",
     "SearchHit",
     "Store",

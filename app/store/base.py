@@ -91,12 +91,6 @@ class StoreBase:
         finally:
             self._conn.execute("COMMIT")
 
-    def _conversation_exists(self, conversation_id: int) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
-        ).fetchone()
-        return row is not None
-
     def _require_conversation(self, conversation_id: int, *, active: bool = False) -> None:
         row = self._conn.execute(
             "SELECT trashed_at FROM conversations WHERE id = ?", (conversation_id,)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from types import TracebackType
 
 from app.store import schema
 from app.store.base import environment_error
 from app.store.exchange import ExchangeMixin
 from app.store.models import StoreError
+from app.store.recovery import interrupt, recover_partials
 from app.store.search import SearchMixin
-from app.store.writers import interrupt, recover_partials
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,7 @@ class Store(ExchangeMixin, SearchMixin):
 
     backup_path: Path | None = None
     recovered: int = 0
+    _closed: bool = False
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Store:
@@ -78,7 +78,7 @@ class Store(ExchangeMixin, SearchMixin):
 
     def close(self) -> None:
         """Mark this Store's unfinished replies interrupted, and close the connection."""
-        if self._conn is None:
+        if self._closed:
             return
         try:
             if self._live:
@@ -86,12 +86,12 @@ class Store(ExchangeMixin, SearchMixin):
                     interrupt(conn, self._live, self._now())
                 self._live.clear()
         finally:
+            self._closed = True
             self._conn.close()
-            self._conn = None  # type: ignore[assignment]
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._closed
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result ('ok' when healthy)."""
@@ -103,10 +103,5 @@ class Store(ExchangeMixin, SearchMixin):
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.close()

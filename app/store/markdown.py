@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.store.models import STATE_LABELS, Conversation, StoredMessage
-
-ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+from app.store.models import Conversation, StoredMessage, heading_parts
 
 
 def when(seconds: float) -> str:
@@ -19,14 +17,7 @@ def quote(text: str) -> str:
 
 
 def render_message(msg: StoredMessage) -> str:
-    head = [ROLE_LABELS.get(msg.role, msg.role)]
-    if msg.model_name:
-        head.append(msg.model_name)
-    head.append(when(msg.created_at))
-    if msg.state in STATE_LABELS:
-        head.append(f"*{STATE_LABELS[msg.state]}*")
-    if msg.sibling_count > 1:
-        head.append(f"alternate {msg.sibling_index + 1} of {msg.sibling_count}")
+    head = heading_parts(msg, when, state="*{}*")
     lines = [f"### {' · '.join(head)}", ""]
     lines.append(msg.content if msg.content else "*(empty)*")
     if msg.state == "error" and msg.error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.store.base import StoreBase
 from app.store.models import (
@@ -15,10 +15,8 @@ from app.store.models import (
     dumps,
     message_from_row,
 )
-from app.store.writers import process_started
-
-if TYPE_CHECKING:
-    from app.store.writer import ReplyWriter
+from app.store.recovery import process_started
+from app.store.writer import ReplyEnding, ReplyWriter
 
 ROLES = ("system", "user", "assistant")
 
@@ -193,33 +191,24 @@ class MessagesMixin(StoreBase):
 
     def reply_writer(self, message_id: int, flush_interval: float = 0.5) -> ReplyWriter:
         """A writer that streams text into a partial assistant message and finishes it."""
-        from app.store.writer import ReplyWriter
-
         msg = self.get_message(message_id)
         if msg.state != "partial":
             raise StoreError(f"Message {message_id} is not being written (state {msg.state}).")
         self._live.add(message_id)
         return ReplyWriter(self, msg, flush_interval=flush_interval)
 
-    def _save_text(self, message_id: int, text: str) -> None:
+    def save_partial_text(self, message_id: int, text: str) -> None:
+        """Replace the text of a message that is still partial (ReplySink; committed)."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND state = 'partial'",
                 (text, self._now(), message_id),
             )
 
-    def _finish(
-        self,
-        message_id: int,
-        text: str,
-        state: str,
-        *,
-        error: str | None = None,
-        stats: dict[str, Any] | None = None,
-        model_name: str | None = None,
-        model_file: str | None = None,
-    ) -> StoredMessage:
+    def finish_reply(self, message_id: int, ending: ReplyEnding) -> StoredMessage:
+        """Write a reply's final text, state and stats (ReplySink; committed)."""
         now = self._now()
+        stats = None if ending.stats is None else dumps(ending.stats)
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, state = ?, error = ?, updated_at = ?,"
@@ -227,8 +216,8 @@ class MessagesMixin(StoreBase):
                 " model_file = coalesce(?, model_file), writer_pid = NULL, writer_started = NULL"
                 " WHERE id = ?",
                 (
-                    text, state, error, now, None if stats is None else dumps(stats),
-                    model_name or None, model_file or None, message_id,
+                    ending.text, ending.state, ending.error, now, stats,
+                    ending.model_name or None, ending.model_file or None, message_id,
                 ),
             )
             conn.execute(

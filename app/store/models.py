@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from app.errors import UserError
 
-MessageState = Literal["complete", "partial", "interrupted", "cancelled", "error"]
 MESSAGE_STATES: tuple[str, ...] = ("complete", "partial", "interrupted", "cancelled", "error")
 
 # add_user_message(parent_id=AUTO) appends after the conversation's current leaf.
@@ -21,6 +21,7 @@ STATE_LABELS: Final = {
     "cancelled": "stopped",
     "error": "error",
 }
+ROLE_LABELS: Final = {"system": "System", "user": "User", "assistant": "Assistant"}
 TITLE_MAX = 80  # characters kept when a title is derived from the first user message
 
 
@@ -158,3 +159,19 @@ def message_from_row(row: Any, sibling_index: int = 0, sibling_count: int = 1) -
         sibling_index=sibling_index,
         sibling_count=sibling_count,
     )
+
+
+def heading_parts(
+    msg: StoredMessage, when: Callable[[float], str], state: str = "{}"
+) -> list[str]:
+    """What is said above a message, in order: role, model, time, an unfinished state (as the
+    ``state`` pattern shows it) and which alternate it is. Faces join and decorate them."""
+    parts = [ROLE_LABELS.get(msg.role, msg.role)]
+    if msg.model_name:
+        parts.append(msg.model_name)
+    parts.append(when(msg.created_at))
+    if msg.state in STATE_LABELS:
+        parts.append(state.format(STATE_LABELS[msg.state]))
+    if msg.sibling_count > 1:
+        parts.append(f"alternate {msg.sibling_index + 1} of {msg.sibling_count}")
+    return parts

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.engine.types import GenerationResult
 from app.store.models import StoredMessage
 
-if TYPE_CHECKING:
-    from app.store.messages import MessagesMixin
+
+@dataclass(frozen=True)
+class ReplyEnding:
+    """How a reply ended: its final text and state, with what the engine reported."""
+
+    text: str
+    state: str  # "complete", "cancelled" or "error"
+    error: str | None = None
+    stats: dict[str, Any] | None = None  # None keeps the stored stats
+    model_name: str | None = None  # None or "" keeps the stored name
+    model_file: str | None = None
+
+
+class ReplySink(Protocol):
+    """Where a ReplyWriter saves a partial assistant message (the Store is one)."""
+
+    def save_partial_text(self, message_id: int, text: str) -> None:
+        """Replace the text of a message that is still partial (committed)."""
+
+    def finish_reply(self, message_id: int, ending: ReplyEnding) -> StoredMessage:
+        """Write the final text, state and stats (committed); returns the stored message."""
 
 
 class ReplyWriter:
@@ -25,7 +45,7 @@ class ReplyWriter:
 
     def __init__(
         self,
-        store: MessagesMixin,
+        store: ReplySink,
         message: StoredMessage,
         flush_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
@@ -58,7 +78,7 @@ class ReplyWriter:
     def flush(self) -> None:
         """Save the text so far (the message stays partial)."""
         if self._dirty and self.finished is None:
-            self._store._save_text(self.message_id, self.text)
+            self._store.save_partial_text(self.message_id, self.text)
             self.flush_count += 1
             self._dirty = False
         self._last = self._clock()
@@ -72,36 +92,24 @@ class ReplyWriter:
             state, error = "cancelled", None
         else:
             state, error = "error", result.error or "The model stopped with an error."
-        return self._end(
+        return self._end(ReplyEnding(
             text, state, error=error, stats=result.stats(),
             model_name=result.model_name, model_file=result.model_path,
-        )
+        ))
 
     def fail(self, message: str) -> StoredMessage:
         """Record an error that ended generation outside the engine; the text so far is kept."""
-        return self._end(self.text, "error", error=message)
+        return self._end(ReplyEnding(self.text, "error", error=message))
 
     def cancel(self) -> StoredMessage:
         """Record that the user stopped the reply; the text so far is kept."""
-        return self._end(self.text, "cancelled")
+        return self._end(ReplyEnding(self.text, "cancelled"))
 
-    def _end(
-        self,
-        text: str,
-        state: str,
-        *,
-        error: str | None = None,
-        stats: dict[str, Any] | None = None,
-        model_name: str | None = None,
-        model_file: str | None = None,
-    ) -> StoredMessage:
+    def _end(self, ending: ReplyEnding) -> StoredMessage:
         if self.finished is not None:
             return self.finished
-        self._parts = [text] if text else []
-        self.finished = self._store._finish(
-            self.message_id, text, state, error=error, stats=stats,
-            model_name=model_name, model_file=model_file,
-        )
+        self._parts = [ending.text] if ending.text else []
+        self.finished = self._store.finish_reply(self.message_id, ending)
         return self.finished
 
     def __enter__(self) -> ReplyWriter:

@@ -1,4 +1,4 @@
-"""The QApplication: theme that follows the OS, an excepthook that never shows a traceback, run_app."""
+"""The QApplication (themed by app.ui.theme), an excepthook that never shows a traceback, run_app."""
 
 from __future__ import annotations
 
@@ -10,43 +10,16 @@ import time
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import APP_ID, APP_NAME, __version__
 from app.errors import UserError
+from app.ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
 SHOWN_ENV = "LLAMA_DESK_REPORT_SHOWN"  # benchmark: print time-to-shown and quit
-
-
-def is_dark() -> bool:
-    hints = QGuiApplication.styleHints()
-    return bool(hints.colorScheme() == Qt.ColorScheme.Dark)
-
-
-def dark_palette() -> QPalette:
-    p = QPalette()
-    base, text, window = QColor(30, 31, 34), QColor(224, 224, 224), QColor(43, 45, 48)
-    for role, color in (
-        (QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
-        (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
-        (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, window),
-        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, window),
-        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor(53, 116, 240)),
-        (QPalette.ColorRole.HighlightedText, QColor(255, 255, 255)),
-        (QPalette.ColorRole.Link, QColor(110, 168, 254)),
-        (QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140)),
-    ):
-        p.setColor(role, color)
-    return p
-
-
-def apply_theme(app: QApplication) -> None:
-    """Fusion style with a light or dark palette, as the OS asks."""
-    app.setStyle("Fusion")
-    app.setPalette(dark_palette() if is_dark() else app.style().standardPalette())
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:

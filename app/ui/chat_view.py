@@ -10,6 +10,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.store.models import STATE_LABELS as STORE_STATE_LABELS
+from app.store.models import StoredMessage
 from app.ui.markdown import ACTION_SCHEME, SAFE_LINK, render_markdown, render_plain, settled_length
 
 RENDER_INTERVAL_MS = 33  # the streaming message is re-rendered at most ~30 times a second
@@ -18,7 +19,7 @@ LIVE_TAIL_MARKDOWN = 4000  # a longer unsettled tail streams as plain text until
 STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
 
 
-def footer_html(msg: Any) -> str:
+def footer_html(msg: StoredMessage) -> str:
     """Actions and stats under a message."""
     mid = msg.id
     links = [f'<a href="{ACTION_SCHEME}:copy/{mid}">Copy</a>']
@@ -86,7 +87,7 @@ class ChatView(QTextBrowser):
         self.setUndoRedoEnabled(False)
         self.anchorClicked.connect(self._on_anchor)
         self.dark = False
-        self.messages: dict[int, Any] = {}
+        self.messages: dict[int, StoredMessage] = {}
         self.code_blocks: dict[int, list[str]] = {}
         self._cache: dict[tuple[int, float, bool], tuple[str, list[str]]] = {}
         self._live_id: int | None = None
@@ -129,10 +130,10 @@ class ChatView(QTextBrowser):
             QGuiApplication.clipboard().setText(msg.content)
 
     # -- whole conversation --------------------------------------------------------------------
-    def _message_html(self, msg: Any) -> str:
+    def _message_html(self, msg: StoredMessage) -> str:
         return header_html(msg.role, msg.id) + self._body_html(msg)
 
-    def _body_html(self, msg: Any) -> str:
+    def _body_html(self, msg: StoredMessage) -> str:
         blocks: list[str]
         if msg.role == "user":
             body, blocks = render_plain(msg.content), []
@@ -149,7 +150,7 @@ class ChatView(QTextBrowser):
         self.code_blocks[msg.id] = blocks
         return body + footer_html(msg)
 
-    def show_messages(self, messages: list[Any], dropped: int = 0) -> None:
+    def show_messages(self, messages: list[StoredMessage], dropped: int = 0) -> None:
         """Render a branch (on opening a conversation or after edits, never per token)."""
         self._stop_live()
         self.messages = {m.id: m for m in messages}
@@ -178,7 +179,7 @@ class ChatView(QTextBrowser):
             cursor.insertBlock()
         return cursor
 
-    def append_message(self, msg: Any) -> None:
+    def append_message(self, msg: StoredMessage) -> None:
         """Add one finished message at the end (the user's, as soon as it is sent)."""
         follow = self.at_bottom()
         self.messages[msg.id] = msg
@@ -191,7 +192,7 @@ class ChatView(QTextBrowser):
     def live_id(self) -> int | None:
         return self._live_id
 
-    def begin_stream(self, msg: Any) -> None:
+    def begin_stream(self, msg: StoredMessage) -> None:
         """Start the streaming message at the end of the document."""
         self._stop_live()
         follow = self.at_bottom()
@@ -263,7 +264,7 @@ class ChatView(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
 
-    def end_stream(self, msg: Any) -> None:
+    def end_stream(self, msg: StoredMessage) -> None:
         """Render the rest of the finished reply and its footer.
 
         The paragraphs already rendered while streaming stay as they are when the stored reply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -20,8 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.model_picker import human_size
 from app.ui.tasks import run_in_background
+from app.units import format_size
+
+if TYPE_CHECKING:
+    from app.hub.catalogue import CatalogueFile
 
 URL = re.compile(r"https?://[^\s<>\"')]+[^\s<>\"').,;:]")
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -148,7 +151,7 @@ class TokenDialog(QDialog):
 class FileChooser(QDialog):
     """Pick one .gguf from a Hub repo's file list."""
 
-    def __init__(self, repo_id: str, files: list[Any], verdicts: dict[str, str],
+    def __init__(self, repo_id: str, files: list[CatalogueFile], verdicts: dict[str, str],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Files in {repo_id}")
@@ -156,7 +159,7 @@ class FileChooser(QDialog):
         self.list.setAccessibleName("GGUF files")
         for f in files:
             verdict = verdicts.get(f.filename, "")
-            text = f"{f.filename} — {f.quantization} — {human_size(f.size_bytes)}"
+            text = f"{f.filename} — {f.quantization} — {format_size(f.size_bytes)}"
             item = QListWidgetItem(text + (f" — {verdict}" if verdict else ""))
             item.setData(Qt.ItemDataRole.UserRole, f.filename)
             self.list.addItem(item)

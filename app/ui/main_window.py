@@ -26,7 +26,6 @@ from app.chat.sampling import resolve_sampling
 from app.chat.service import ChatService
 from app.engine.types import Sampling
 from app.errors import SettingsError, UserError
-from app.ui.application import is_dark
 from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
 from app.ui.chat_view import ChatView
@@ -35,6 +34,7 @@ from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.sidebar import Sidebar
 from app.ui.tasks import on_ui_thread
+from app.ui.theme import is_dark
 from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
@@ -158,20 +158,19 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.resize(1120, 760)
 
     def _connect(self) -> None:
-        sb = self.sidebar
-        sb.open_requested.connect(self.open_conversation)
-        sb.new_requested.connect(self.new_chat)
-        sb.rename_requested.connect(self.rename_conversation)
-        sb.pin_requested.connect(self.pin_conversation)
-        sb.delete_requested.connect(self.delete_conversation)
-        sb.restore_requested.connect(self.restore_conversation)
-        sb.purge_requested.connect(self.purge_conversation)
-        self.picker.model_chosen.connect(self.load_model)
-        self.picker.manager_requested.connect(self.open_model_manager)
-        self.settings_button.clicked.connect(self.open_settings)
-        self.composer.send_requested.connect(self.send)
-        self.composer.stop_requested.connect(self.stop)
-        self.chat.action.connect(self.on_chat_action)
+        sb, picker, composer = self.sidebar, self.picker, self.composer
+        for signal, slot in (
+            (sb.open_requested, self.open_conversation), (sb.new_requested, self.new_chat),
+            (sb.rename_requested, self.rename_conversation),
+            (sb.pin_requested, self.pin_conversation), (sb.delete_requested, self.delete_conversation),
+            (sb.restore_requested, self.restore_conversation),
+            (sb.purge_requested, self.purge_conversation),
+            (picker.model_chosen, self.load_model), (picker.manager_requested, self.open_model_manager),
+            (self.settings_button.clicked, self.open_settings),
+            (composer.send_requested, self.send), (composer.stop_requested, self.stop),
+            (self.chat.action, self.on_chat_action),
+        ):
+            signal.connect(slot)
         w = self.host
         # Bound methods only: a lambda would run in the model thread (no receiver object).
         w.backend_ready.connect(self.on_backend)

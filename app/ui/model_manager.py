@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,35 +26,27 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
-from app.ui.model_picker import human_size
 from app.ui.tasks import run_in_background
+from app.units import format_duration, format_size
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QShowEvent
+
+    from app.hub.catalogue import CatalogueFile
+    from app.hub.installed import InstalledModel
+    from app.hub.manager import DownloadManager, JobSnapshot
+    from app.settings import AppSettings
 
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
 
 
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]:
+    """Fit verdict per catalogue file on this computer (the hub's, as the CLI shows them)."""
+    from app.engine import hardware
+    from app.hub import catalogue
 
-
-def catalogue_verdicts(files: list[Any], n_ctx: int) -> dict[str, str]:
-    """Fit verdict per catalogue file, before download (planner, on known Llama-2 shapes)."""
-    from app import hardware, planner
-
-    hw = hardware.detect()
-    out: dict[str, str] = {}
-    for f in files:
-        if not f.size_class:
-            continue
-        try:
-            shape = planner.ModelShape.known(f.size_class, f.size_bytes, f.quantization)
-            out[f.filename] = planner.plan(shape, n_ctx, hw).short
-        except ValueError:
-            continue
-    return out
+    return catalogue.verdicts(files, n_ctx, hardware.detect())
 
 
 class ModelManager(QDialog):
@@ -64,7 +56,8 @@ class ModelManager(QDialog):
     use_model = Signal(str)  # path
     _snapshot = Signal(object)  # JobSnapshot, from the download thread (queued to this thread)
 
-    def __init__(self, settings: Any, parent: QWidget | None = None, manager: Any = None) -> None:
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None,
+                 manager: DownloadManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.settings = settings
@@ -166,7 +159,7 @@ class ModelManager(QDialog):
 
     @staticmethod
     def _describe_hardware() -> str:
-        from app import hardware
+        from app.engine import hardware
 
         return "This computer: " + hardware.detect().describe()
 
@@ -174,7 +167,7 @@ class ModelManager(QDialog):
         style = ' style="color:#c0392b;"' if error else ""
         self.message.setText(f"<span{style}>{linkify(text)}</span>")
 
-    def showEvent(self, event: Any) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         """The dialog is reused: verdicts follow a context size changed in Settings meanwhile."""
         if int(self.settings.context_size) != self.n_ctx:
             self.n_ctx = int(self.settings.context_size)
@@ -192,7 +185,7 @@ class ModelManager(QDialog):
         for model in catalogue.catalogue():
             top = QTreeWidgetItem([model.title, "", "", ""])
             for f in model.files:
-                size = human_size(f.size_bytes) + ("" if f.exact else " (approx.)")
+                size = format_size(f.size_bytes) + ("" if f.exact else " (approx.)")
                 child = QTreeWidgetItem([f.quantization, size, self.verdicts.get(f.filename, "…"),
                                          ""])
                 child.setData(0, DATA, (f.repo_id, f.filename))
@@ -237,14 +230,14 @@ class ModelManager(QDialog):
     def list_repo(self, repo_id: str) -> None:
         self.show_message(f"Listing the files of {repo_id}…")
 
-        def work() -> tuple[str, list[Any]]:
+        def work() -> tuple[str, list[CatalogueFile]]:
             from app.hub import catalogue, token_store
 
             return repo_id, catalogue.refresh(repo_id, token_store.get_token())
 
         run_in_background(work, self._got_listing, lambda m: self.show_message(m, error=True))
 
-    def _got_listing(self, result: tuple[str, list[Any]]) -> None:
+    def _got_listing(self, result: tuple[str, list[CatalogueFile]]) -> None:
         repo_id, files = result
         if not files:
             self.show_message(f"{repo_id} has no .gguf files; llama.cpp needs GGUF.", error=True)
@@ -269,15 +262,15 @@ class ModelManager(QDialog):
     def import_file(self, path: str) -> None:
         self.show_message(f"Checking {Path(path).name}…")
 
-        def work() -> Any:
+        def work() -> InstalledModel:
             from app.hub import installed
 
             return installed.import_model(path)
 
         run_in_background(work, self._imported, lambda m: self.show_message(m, error=True))
 
-    def _imported(self, model: Any) -> None:
-        self.show_message(f"Imported {model.name} ({human_size(model.size_bytes)}).")
+    def _imported(self, model: InstalledModel) -> None:
+        self.show_message(f"Imported {model.name} ({format_size(model.size_bytes)}).")
         self.refresh_installed()
         self.installed_changed.emit()
 
@@ -294,7 +287,7 @@ class ModelManager(QDialog):
         models = installed_models()
         self.installed.setRowCount(len(models))
         for row, model in enumerate(models):
-            cells = (model.name, human_size(model.size_bytes), model.quantization, model.origin)
+            cells = (model.name, format_size(model.size_bytes), model.quantization, model.origin)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(DATA, (model.name, str(model.path), model.builtin))
@@ -320,12 +313,12 @@ class ModelManager(QDialog):
             self.show_message(f"{name} is built in and cannot be removed.", error=True)
             return
 
-        def work() -> Any:
+        def work() -> InstalledModel:
             from app.hub import installed
 
             return installed.remove_model(name)
 
-        def done(model: Any) -> None:
+        def done(model: InstalledModel) -> None:
             self.show_message(f"Removed {model.name}.")
             self.refresh_installed()
             self.installed_changed.emit()
@@ -333,7 +326,7 @@ class ModelManager(QDialog):
         run_in_background(work, done, lambda m: self.show_message(m, error=True))
 
     # -- downloads -----------------------------------------------------------------------------
-    def _on_snapshot(self, snap: Any) -> None:
+    def _on_snapshot(self, snap: JobSnapshot) -> None:
         row = self.rows.get(snap.job_id)
         if row is None:
             row = self.table.rowCount()
@@ -351,11 +344,11 @@ class ModelManager(QDialog):
         widget = self.table.cellWidget(row, 1)
         if isinstance(widget, QProgressBar):
             widget.setValue(int(snap.fraction * 1000))
-            total = human_size(snap.total) if snap.total else "?"
-            widget.setFormat(f"{human_size(snap.done)} of {total}")
+            total = format_size(snap.total or None)  # 0: not known yet
+            widget.setFormat(f"{format_size(snap.done)} of {total}")
         downloading = snap.state.value == "downloading"
-        self._cell(row, 2).setText(f"{human_size(snap.speed)}/s" if downloading else "")
-        self._cell(row, 3).setText(eta_text(snap.eta) if downloading else "")
+        self._cell(row, 2).setText(f"{format_size(snap.speed)}/s" if downloading else "")
+        self._cell(row, 3).setText(format_duration(snap.eta, unknown="") if downloading else "")
         state = snap.state.value
         if snap.message and not snap.state.finished:
             state += f" — {snap.message}"

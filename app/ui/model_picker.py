@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 from app.ui.tasks import run_in_background
+from app.units import format_size
+
+if TYPE_CHECKING:
+    from app.hub.installed import InstalledModel
 
 log = logging.getLogger(__name__)
 GET_MODELS = "__get_models__"
 
 
-def human_size(n: int | float | None) -> str:
-    if not n:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def installed_models() -> list[Any]:
+def installed_models() -> list[InstalledModel]:
     """Installed models (the hub's registry: starter first); never raises."""
     try:
         from app.hub import installed
@@ -51,7 +44,7 @@ class ModelPicker(QComboBox):
         self.setMinimumContentsLength(44)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.verdicts: dict[tuple[str, int], str] = {}  # by (path, context size)
-        self.models: list[Any] = []
+        self.models: list[InstalledModel] = []
         self._current = ""
         self._filling = False
         self.n_ctx = 4096
@@ -76,14 +69,14 @@ class ModelPicker(QComboBox):
             run_in_background(lambda: self._verdicts(paths, ctx),
                               lambda found: self._got_verdicts(found, ctx))
 
-    def _label(self, model: Any) -> str:
+    def _label(self, model: InstalledModel) -> str:
         verdict = self.verdicts.get((str(model.path), self.n_ctx))
-        size = human_size(model.size_bytes)
+        size = format_size(model.size_bytes)
         return f"{model.name} — {size}" + (f" — {verdict}" if verdict else "")
 
     @staticmethod
     def _verdicts(paths: list[str], n_ctx: int) -> dict[str, str]:
-        from app import planner
+        from app.engine import planner
 
         out: dict[str, str] = {}
         for path in paths:

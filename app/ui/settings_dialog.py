@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,8 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, Sampling
+from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, SAMPLING_RANGES, Sampling
 from app.errors import SettingsError
+from app.settings import AppSettings
 
 FORMAT_CHOICES = (
     ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
@@ -31,12 +30,25 @@ FORMAT_CHOICES = (
 )
 
 
-def _double(low: float, high: float, step: float, value: float) -> QDoubleSpinBox:
+INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+
+
+def _double(name: str, value: float) -> QDoubleSpinBox:
+    """A spin box over the engine's range for sampling setting ``name``."""
+    allowed = SAMPLING_RANGES[name]
     box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setDecimals(2)
+    box.setDecimals(allowed.decimals)
+    box.setRange(allowed.low, allowed.high)
+    box.setSingleStep(allowed.step)
     box.setValue(value)
+    return box
+
+
+def _whole(name: str, value: int) -> QSpinBox:
+    """A spin box over the engine's range for whole-number sampling setting ``name``."""
+    allowed = SAMPLING_RANGES[name]
+    box = _int(int(allowed.low), min(INT_MAX, int(allowed.high)), min(INT_MAX, value))
+    box.setSingleStep(int(allowed.step))
     return box
 
 
@@ -50,7 +62,7 @@ def _int(low: int, high: int, value: int) -> QSpinBox:
 class SettingsDialog(QDialog):
     """Edits a conversation's settings and the app settings; validated before it closes."""
 
-    def __init__(self, system_prompt: str, sampling: Sampling, app_settings: Any,
+    def __init__(self, system_prompt: str, sampling: Sampling, app_settings: AppSettings,
                  parent: QWidget | None = None, model_path: str | None = None) -> None:
         super().__init__(parent)
         self.model_path = model_path
@@ -65,17 +77,20 @@ class SettingsDialog(QDialog):
         preset.clicked.connect(lambda: self.system.setPlainText(LLAMA2_DEFAULT_SYSTEM_PROMPT))
         clear = QPushButton("Clear")
         clear.clicked.connect(self.system.clear)
-        self.temperature = _double(0.0, 5.0, 0.05, sampling.temperature)
-        self.top_p = _double(0.0, 1.0, 0.05, sampling.top_p)
-        self.top_k = _int(0, 100_000, sampling.top_k)
-        self.repeat_penalty = _double(0.5, 3.0, 0.05, sampling.repeat_penalty)
-        self.max_tokens = _int(1, 131_072, sampling.max_tokens)
+        self.temperature = _double("temperature", sampling.temperature)
+        self.top_p = _double("top_p", sampling.top_p)
+        self.top_k = _whole("top_k", sampling.top_k)
+        self.min_p = _double("min_p", sampling.min_p)
+        self.repeat_penalty = _double("repeat_penalty", sampling.repeat_penalty)
+        self.max_tokens = _whole("max_tokens", sampling.max_tokens)
         self.random_seed = QCheckBox("Random")
-        self.seed = _int(0, 2**31 - 1, sampling.seed or 0)
+        self.seed = _whole("seed", sampling.seed or 0)
+        # A seed above INT_MAX (valid for the engine, e.g. set by the CLI) shows clamped and is
+        # kept unless the user changes it.
+        self._big_seed = sampling.seed if (sampling.seed or 0) > INT_MAX else None
         self.random_seed.setChecked(sampling.seed is None)
         self.seed.setEnabled(sampling.seed is not None)
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-        self._min_p = sampling.min_p
 
         conv = QGroupBox("This conversation")
         form = QFormLayout(conv)
@@ -88,6 +103,7 @@ class SettingsDialog(QDialog):
         form.addRow("Temperature", self.temperature)
         form.addRow("Top p", self.top_p)
         form.addRow("Top k (0 = off)", self.top_k)
+        form.addRow("Min p", self.min_p)
         form.addRow("Repeat penalty", self.repeat_penalty)
         form.addRow("Max new tokens", self.max_tokens)
         seed_row = QHBoxLayout()
@@ -145,13 +161,21 @@ class SettingsDialog(QDialog):
         return widget
 
     def sampling(self) -> Sampling:
+        def number(name: str, box: QDoubleSpinBox) -> float:
+            return round(box.value(), SAMPLING_RANGES[name].decimals)
+
         return Sampling(
-            temperature=round(self.temperature.value(), 2), top_p=round(self.top_p.value(), 2),
-            top_k=self.top_k.value(), min_p=self._min_p,
-            repeat_penalty=round(self.repeat_penalty.value(), 2),
+            temperature=number("temperature", self.temperature),
+            top_p=number("top_p", self.top_p), top_k=self.top_k.value(),
+            min_p=number("min_p", self.min_p),
+            repeat_penalty=number("repeat_penalty", self.repeat_penalty),
             max_tokens=self.max_tokens.value(),
-            seed=None if self.random_seed.isChecked() else self.seed.value(),
+            seed=None if self.random_seed.isChecked() else self._seed(),
         )
+
+    def _seed(self) -> int:
+        value = self.seed.value()
+        return self._big_seed if self._big_seed is not None and value == INT_MAX else value
 
     def system_prompt(self) -> str:
         return self.system.toPlainText().strip()

@@ -142,7 +142,7 @@ class EngineHost(QObject):
     # -- on the model thread -------------------------------------------------------------------
     def _detect(self, _service: ChatService) -> None:
         try:
-            from app import hardware
+            from app.engine import hardware
 
             backend = hardware.detect().backend
         except Exception:

@@ -74,8 +74,8 @@ def test_list_show_search_in_a_subprocess(llama_desk_home: Path, filled: dict[st
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert out.startswith("Where do walruses live?") and "system prompt: Be brief." in out
-    assert "── user · " in out and "── assistant · Tiny · " in out
-    assert "(stopped)" in out and "[alternate 2/2]" in out and "\nNear\n" in out
+    assert "── User · " in out and "── Assistant · Tiny · " in out
+    assert "(stopped)" in out and " · alternate 2 of 2 (#" in out and "\nNear\n" in out
 
     found = run_cli(llama_desk_home, "search", "arctic")
     assert found.returncode == 0, found.stderr

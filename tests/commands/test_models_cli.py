@@ -13,6 +13,7 @@ from keyring.backends import fail
 
 from app import cli, paths
 from app.hub import token_store
+from app.units import format_size
 from tests.hub.fixtures import TOKEN, fake_hub, files_containing, memory_keyring, tiny_gguf
 from tests.hub.hub_server import FakeHub
 from tests.hub.memory_keyring import MemoryKeyring
@@ -57,11 +58,12 @@ def test_models_refresh_caches_exact_sizes(capsys: pytest.CaptureFixture[str],
     code, out, err = run(capsys, "models", "--refresh")
     assert code == 0
     assert "warning: TheBloke/Llama-2-13B-chat-GGUF" in err  # not in the emulator: reported
-    assert f"{len(data) / 1e9:6.2f} GB " in out
+    exact_size = f" {format_size(len(data))}  "  # the Hub's size: no "~"
+    assert exact_size in out
     assert (paths.cache_dir() / "hub-files.json").is_file()
     fake_hub.requests.clear()
     code, out, _ = run(capsys, "models")  # offline again, from the cache
-    assert f"{len(data) / 1e9:6.2f} GB " in out and fake_hub.requests == []
+    assert exact_size in out and fake_hub.requests == []
     code, out, _ = run(capsys, "models", "files", R7)
     assert Q4 in out and "README" not in out
 
@@ -100,7 +102,7 @@ def test_download_by_quant_in_process(capsys: pytest.CaptureFixture[str], fake_h
     code, out, err = run(capsys, "download", R7, "--quant", "Q4_K_M")
     assert code == 0, err
     assert "Downloaded and verified" in out
-    assert "Retrying" in err and "MB/s" in err  # notices and plain progress lines (no tty)
+    assert "Retrying" in err and "B/s  ETA " in err  # notices and plain progress lines (no tty)
     assert (paths.models_dir() / Q4).read_bytes() == data
     code, out, _ = run(capsys, "models")
     assert "[installed]" in out and "llama-2-7b-chat.Q4_K_M " in out

@@ -175,7 +175,7 @@ def test_no_model_and_switching(starter_model: Path, tiny_llama2: Path) -> None:
     engine.load(starter_model, LoadOptions(n_ctx=512, n_gpu_layers=0))
     first = engine._llm
     engine.load(tiny_llama2, LoadOptions(n_ctx=512, n_gpu_layers=0))
-    assert first._ctx is None or getattr(first, "_stack", None) is not None  # previous closed
+    assert first._ctx.ctx is None and first._model.model is None  # previous model freed
     assert engine.info is not None and engine.info.format_name == "llama-2"
     engine.close()
     engine.close()

@@ -1,11 +1,13 @@
-"""Installed-model registry, name resolution for `--model`, and the catalogue's offline data."""
+"""Installed-model registry, name resolution for `--model`, the catalogue's offline data and fit plans."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from app.engine.planner import shape_of_file
 from app.errors import ModelFileError, UserError
 from app.hub import catalogue, installed
 from app.starter import STARTER_NAME
@@ -60,7 +62,7 @@ def test_downloaded_model_removal_deletes_the_file(tmp_path: Path) -> None:
     tiny_gguf(path, payload_mib=0.2)
     installed.add_download(path, repo_id="TheBloke/Llama-2-7B-Chat-GGUF",
                            filename=path.name, quantization="Q2_K", sha256="00" * 32)
-    shape = installed.shape_of(installed.resolve_model(path.name))
+    shape = shape_of_file(installed.resolve_model(path.name).path)
     assert shape.n_layers == 2
     removed = installed.remove_model("llama-2-7b-chat.Q2_K")
     assert removed.source == "hub" and not path.exists()
@@ -139,3 +141,25 @@ def test_listing_groups_split_parts() -> None:
     assert [(f.filename, f.size_bytes, len(f.parts)) for f in files] == [
         ("a.Q2_K.gguf", 3, 0), ("a.Q6_K.gguf", 15, 2)]
     assert files[0].size_class == "70B"
+
+
+def test_fit_plan_before_download_for_every_face() -> None:
+    from app.engine.hardware import GIB, Hardware
+    from app.engine.planner import ModelShape, Verdict, plan
+
+    roomy = Hardware(ram_total=256 * GIB, ram_available=200 * GIB)
+    q4 = catalogue.find("TheBloke/Llama-2-7B-Chat-GGUF", quant="Q4_K_M")
+    assert q4 is not None and q4.size_bytes
+    by_size = catalogue.plan_for(q4, 4096, roomy)
+    assert by_size == plan(ModelShape.known("7B", q4.size_bytes), 4096, roomy)
+    assert by_size is not None and by_size.verdict is Verdict.CPU_ONLY
+    # no size (a Hub listing without one): estimated from the quantization
+    unsized = replace(q4, size_bytes=None)
+    estimated = catalogue.plan_for(unsized, 4096, roomy)
+    assert estimated == plan(ModelShape.known("7B", None, "Q4_K_M"), 4096, roomy)
+    # no verdict without a size class, or without both size and a known quantization
+    assert catalogue.plan_for(replace(q4, size_class=None), 4096, roomy) is None
+    assert catalogue.plan_for(replace(unsized, quantization="?"), 4096, roomy) is None
+    tiny = Hardware(ram_total=2 * GIB, ram_available=1 * GIB)
+    files = [q4, replace(q4, filename="x.gguf", size_class=None)]
+    assert catalogue.verdicts(files, 4096, tiny) == {q4.filename: "won't fit"}

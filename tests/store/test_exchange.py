@@ -83,7 +83,8 @@ def test_markdown_is_readable(store: Store) -> None:
     assert "*error*" in text and "> **Error:** out of memory" in text
     assert "alternate 2 of 2" in text and "The seal" in text
     assert "The walrus." not in text  # only the current branch
-    assert "model m.gguf" in text or "model /models/tiny.gguf" in text
+    # the model last used for a reply replaces the one the conversation was created with
+    assert "model /models/tiny.gguf" in text and "model m.gguf" not in text
     assert store.export_markdown([]) == ""
     assert store.export_markdown().count("\n# ") + 1 == 1
 

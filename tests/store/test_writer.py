@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from app.engine.types import GenerationResult
-from app.store import ReplyWriter, Store, StoreError
+from app.store import ReplyWriter, Store, StoredMessage, StoreError
+from app.store.writer import ReplyEnding, ReplySink
 
 
 class FakeClock:
@@ -88,6 +89,45 @@ def test_finish_records_state_stats_and_model(
     assert store.current_branch(conv_id)[-1] == done
 
 
+class RecordingSink:
+    """A ReplySink that is not a Store: the writer must need nothing more than the protocol."""
+
+    def __init__(self, message: StoredMessage) -> None:
+        self.message = message
+        self.saved: list[str] = []
+        self.endings: list[ReplyEnding] = []
+
+    def save_partial_text(self, message_id: int, text: str) -> None:
+        assert message_id == self.message.id
+        self.saved.append(text)
+
+    def finish_reply(self, message_id: int, ending: ReplyEnding) -> StoredMessage:
+        assert message_id == self.message.id
+        self.endings.append(ending)
+        return self.message
+
+
+def test_writer_goes_through_the_reply_sink_protocol(store: Store) -> None:
+    _, msg_id = started(store)
+    sink = RecordingSink(store.get_message(msg_id))
+    typed: ReplySink = sink  # structural: no Store method, private or public, beyond the protocol
+    clock = FakeClock()
+    writer = ReplyWriter(typed, sink.message, flush_interval=0.5, clock=clock)
+    writer.append("Hi")
+    clock.now += 1
+    writer.append(" there")
+    assert sink.saved == ["Hi there"]
+    result = GenerationResult(text="", finish_reason="cancelled", model_name="M", model_path="/m")
+    writer.finish(result)
+    writer.cancel()  # already finished: ignored
+    assert len(sink.endings) == 1
+    ending = sink.endings[0]
+    assert (ending.text, ending.state, ending.error) == ("Hi there", "cancelled", None)
+    assert (ending.model_name, ending.model_file) == ("M", "/m")
+    assert ending.stats is not None and ending.stats["finish_reason"] == "cancelled"
+    assert saved_text(store.path, msg_id) == ("", "partial")  # the store itself was not used
+
+
 def test_finish_keeps_streamed_text_when_result_has_none(store: Store) -> None:
     _, msg_id = started(store)
     writer = store.reply_writer(msg_id)
@@ -135,7 +175,7 @@ def test_reopening_recovers_replies_of_a_dead_process(db_path: Path) -> None:
     with Store.open(db_path) as store:
         _, msg_id = started(store)
         store.reply_writer(msg_id).append("kept text")
-        store._save_text(msg_id, "kept text")
+        store.save_partial_text(msg_id, "kept text")
         store._conn.execute(
             "UPDATE messages SET writer_pid = ?, writer_started = 1.0 WHERE id = ?",
             (proc.pid, msg_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,12 @@ def test_catalogue_lists_llama2_sizes_with_fit_verdicts(qtbot: Any, manager_dial
     assert "Q4_K_M" in quants and "Q8_0" in quants
     qtbot.waitUntil(lambda: catalogue_rows(manager_dialog)["Llama-2 7B chat"][0][2] != "…",
                     timeout=30_000)
+    qtbot.waitUntil(lambda: all(r[2] != "…" for rows_ in catalogue_rows(manager_dialog).values()
+                                for r in rows_), timeout=30_000)
     verdicts = {r[2] for rows_ in catalogue_rows(manager_dialog).values() for r in rows_}
-    assert verdicts & {"fits on GPU", "CPU only (slow)", "won't fit"} or any(
-        v.startswith("partial") for v in verdicts)
+    # every built-in file (known size class and quantization) gets a real planner verdict
+    verdict = re.compile(r"fits on GPU|partial \d+/\d+ on GPU|CPU only \(slow\)|won't fit")
+    assert verdicts and all(verdict.fullmatch(v) for v in verdicts), verdicts
     qtbot.waitUntil(lambda: manager_dialog.hardware.text().startswith("This computer: RAM"),
                     timeout=30_000)
 

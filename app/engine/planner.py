@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.hardware import GIB, Hardware
+from app import paths
+from app.engine import modelfile
+from app.engine.hardware import Hardware
+from app.units import format_size
 
 if TYPE_CHECKING:
     from app.engine.modelfile import ModelFileInfo
@@ -152,8 +159,8 @@ class Plan:
         return self.verdict.value
 
 
-def gib(n: int | float) -> str:
-    return f"{n / GIB:.1f} GiB"
+def _mem(n: int | float) -> str:
+    return format_size(n, binary=True)
 
 
 def plan(
@@ -169,15 +176,15 @@ def plan(
     ram = max(0, hardware.ram_available - RAM_RESERVE)
     n_layers = model.n_layers
     need = (
-        f"needs {gib(total)} (weights {gib(weights)} + KV cache {gib(kv)} + compute "
-        f"{gib(compute)}) at {n_ctx:,} tokens"
+        f"needs {_mem(total)} (weights {_mem(weights)} + KV cache {_mem(kv)} + compute "
+        f"{_mem(compute)}) at {n_ctx:,} tokens"
     )
 
     def make(verdict: Verdict, layers: int, message: str) -> Plan:
         return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message)
 
     if gpu and total <= gpu and (not hardware.unified_memory or total <= ram):
-        return make(Verdict.FITS_GPU, -1, f"Fits on GPU: {need}; {gib(gpu)} GPU memory usable.")
+        return make(Verdict.FITS_GPU, -1, f"Fits on GPU: {need}; {_mem(gpu)} GPU memory usable.")
     per_layer = model.layer_bytes() + kv // max(1, n_layers)
     if gpu > compute + per_layer and n_layers > 0:
         layers = min(n_layers, (gpu - compute) // per_layer)
@@ -187,17 +194,17 @@ def plan(
         if cpu_need <= cpu_room:
             return make(
                 Verdict.PARTIAL, int(layers),
-                f"Partial offload: {layers} of {n_layers} layers on GPU ({gib(on_gpu)} of "
-                f"{gib(gpu)} usable), the rest in RAM ({gib(cpu_need)} of {gib(cpu_room)} "
+                f"Partial offload: {layers} of {n_layers} layers on GPU ({_mem(on_gpu)} of "
+                f"{_mem(gpu)} usable), the rest in RAM ({_mem(cpu_need)} of {_mem(cpu_room)} "
                 f"free); {need}.",
             )
     if total <= ram:
         why = "no usable GPU" if not gpu else "too little GPU memory for one layer"
         return make(
             Verdict.CPU_ONLY, 0,
-            f"CPU only (slow): {need}; {gib(ram)} RAM free, {why}.",
+            f"CPU only (slow): {need}; {_mem(ram)} RAM free, {why}.",
         )
-    room = f"{gib(ram)} RAM" + (f" + {gib(gpu)} GPU" if gpu and not hardware.unified_memory else "")
+    room = f"{_mem(ram)} RAM" + (f" + {_mem(gpu)} GPU" if gpu and not hardware.unified_memory else "")
     return make(
         Verdict.WONT_FIT, 0,
         f"Won't fit: {need}, but only {room} is free; pick a smaller quantization or model, "
@@ -206,8 +213,41 @@ def plan(
 
 
 def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> Plan:
-    """Plan for a local GGUF from its header (parsed once per file version: installed's cache)."""
-    from app import hardware as hw
-    from app.hub import installed
+    """Plan for a local GGUF from its header (parsed once per file version: see shape_of_file)."""
+    from app.engine import hardware as hw
 
-    return plan(installed.shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+    return plan(shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+
+
+_shapes_lock = threading.Lock()
+_shapes: dict[str, ModelShape] = {}  # this process's memo of shape_of_file
+
+
+def shape_of_file(path: Path) -> ModelShape:
+    """The planner's view of a GGUF file, cached by path, size and mtime.
+
+    Parsing a GGUF header reads its whole vocabulary (seconds for big vocabularies), so the few
+    numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key in _shapes:
+        return _shapes[key]
+    cache = paths.cache_dir() / "model-shapes.json"
+    with _shapes_lock:
+        try:
+            known = json.loads(cache.read_text("utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict) and isinstance(known.get(key), dict):
+            with contextlib.suppress(TypeError):
+                _shapes[key] = ModelShape(**known[key])
+                return _shapes[key]
+        shape = _shapes[key] = ModelShape.from_file_info(modelfile.check_model_file(path))
+        known = known if isinstance(known, dict) else {}
+        known[key] = asdict(shape)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1), "utf-8")
+        os.replace(tmp, cache)
+    return shape

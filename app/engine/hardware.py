@@ -10,6 +10,8 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 
+from app.units import format_size
+
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
@@ -50,13 +52,14 @@ class Hardware:
 
     def describe(self) -> str:
         """One line for `llama-desk models` and the model manager."""
-        parts = [f"RAM {self.ram_available / GIB:.1f} of {self.ram_total / GIB:.1f} GiB free"]
+        def mem(n: int) -> str:
+            return format_size(n, binary=True)
+
+        parts = [f"RAM {mem(self.ram_available)} free of {mem(self.ram_total)}"]
         for gpu in self.gpus:
-            parts.append(
-                f"{gpu.name} {gpu.vram_free / GIB:.1f} of {gpu.vram_total / GIB:.1f} GiB free"
-            )
+            parts.append(f"{gpu.name} {mem(gpu.vram_free)} free of {mem(gpu.vram_total)}")
         if self.unified_memory and self.metal_working_set:
-            parts.append(f"Metal working set {self.metal_working_set / GIB:.1f} GiB")
+            parts.append(f"Metal working set {mem(self.metal_working_set)}")
         offload = "GPU offload" if self.offload_supported else "no GPU offload"
         parts.append(f"llama.cpp {self.backend} ({offload})")
         return "; ".join(parts)

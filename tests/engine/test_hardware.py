@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import hardware
-from app.hardware import GIB, Gpu, Hardware
+from app.engine import hardware
+from app.engine.hardware import GIB, Gpu, Hardware
 
 
 def test_backend_names_from_system_info() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.hardware import GIB, Gpu, Hardware
-from app.planner import (
+from app.engine.hardware import GIB, Gpu, Hardware
+from app.engine.planner import (
     GPU_RESERVE,
     RAM_RESERVE,
     ModelShape,
