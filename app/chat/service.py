@@ -18,7 +18,7 @@ from app.engine.types import Message, ModelInfo, PreparedPrompt, Sampling
 from app.errors import Cancelled, UserError
 
 if TYPE_CHECKING:
-    from app.engine.protocol import Engine
+    from app.engine.protocol import Engine, Generation, ProgressCallback
     from app.settings import AppSettings
     from app.store import Conversation, Store, StoredMessage
 
@@ -129,7 +129,8 @@ class ChatService:
     # -- turns ---------------------------------------------------------------------------------
     def send(self, conversation_id: int | None, text: str, *,
              overrides: Mapping[str, Any] | None = None, system: str | None = None,
-             ticket: Ticket | None = None) -> Reply:
+             ticket: Ticket | None = None, on_progress: ProgressCallback | None = None
+             ) -> Reply:
         """Add ``text`` as a user message after the conversation's current branch and start the
         reply (``conversation_id`` None starts a new conversation).
 
@@ -139,7 +140,8 @@ class ChatService:
         built on), so two processes continuing one conversation make two branches, never one
         interleaved.
         ``system`` replaces the system prompt for this request (and is kept by a new
-        conversation).
+        conversation). ``on_progress`` hears how the reading of the prompt goes (see
+        ``Engine.generate``).
         """
         text = scrub(text)[0]
         conv = self.conversation(conversation_id) if conversation_id is not None else None
@@ -148,7 +150,7 @@ class ChatService:
         messages = [*engine_messages(system_prompt, history), Message("user", text)]
         sampling = self._sampling(conv, overrides)
         ticket = ticket or Ticket()
-        generation = self._start(messages, sampling, ticket)
+        generation = self._start(messages, sampling, ticket, on_progress)
         store = self.store
         if conv is None:
             conv = store.create_conversation(system_prompt=system_prompt,
@@ -157,7 +159,8 @@ class ChatService:
         return self._reply(generation, sampling, ticket, user)
 
     def regenerate(self, message_id: int, *, overrides: Mapping[str, Any] | None = None,
-                   ticket: Ticket | None = None) -> Reply:
+                   ticket: Ticket | None = None,
+                   on_progress: ProgressCallback | None = None) -> Reply:
         """A new alternate answer: to user message ``message_id``, or in place of assistant
         message ``message_id`` (the earlier answers stay as alternates)."""
         store = self.store
@@ -170,11 +173,12 @@ class ChatService:
         messages = engine_messages(self._system(conv, None), store.path_to(user.id))
         sampling = self._sampling(conv, overrides)
         ticket = ticket or Ticket()
-        return self._reply(self._start(messages, sampling, ticket), sampling, ticket, user,
-                           new_user=False)
+        generation = self._start(messages, sampling, ticket, on_progress)
+        return self._reply(generation, sampling, ticket, user, new_user=False)
 
     def edit(self, message_id: int, text: str, *, overrides: Mapping[str, Any] | None = None,
-             ticket: Ticket | None = None) -> Reply:
+             ticket: Ticket | None = None, on_progress: ProgressCallback | None = None
+             ) -> Reply:
         """A new branch: ``text`` as an alternate of user message ``message_id``, answered."""
         store = self.store
         msg = store.get_message(message_id)
@@ -188,18 +192,19 @@ class ChatService:
         messages = [*engine_messages(self._system(conv, None), before), Message("user", text)]
         sampling = self._sampling(conv, overrides)
         ticket = ticket or Ticket()
-        generation = self._start(messages, sampling, ticket)
+        generation = self._start(messages, sampling, ticket, on_progress)
         edited = store.add_user_message(conv.id, text, msg.parent_id)
         return self._reply(generation, sampling, ticket, edited)
 
     def complete(self, messages: Sequence[Message], *,
                  overrides: Mapping[str, Any] | None = None,
-                 ticket: Ticket | None = None) -> Reply:
+                 ticket: Ticket | None = None,
+                 on_progress: ProgressCallback | None = None) -> Reply:
         """A reply to ``messages`` that is not stored (API requests, unsaved chats)."""
         sampling = resolve_sampling(self._settings().sampling, None, overrides)
         ticket = ticket or Ticket()
         messages = [Message(m.role, scrub(m.content)[0]) for m in messages]
-        return Reply(self._start(messages, sampling, ticket), sampling, ticket,
+        return Reply(self._start(messages, sampling, ticket, on_progress), sampling, ticket,
                      self._require_model().name, stop=self.engine.cancel)
 
     # -- what the faces show -------------------------------------------------------------------
@@ -251,13 +256,14 @@ class ChatService:
         return resolve_sampling(self._settings().sampling, conv.sampling if conv else None,
                                 overrides)
 
-    def _start(self, messages: list[Message], sampling: Sampling, ticket: Ticket) -> Any:
+    def _start(self, messages: list[Message], sampling: Sampling, ticket: Ticket,
+               on_progress: ProgressCallback | None) -> Generation:
         self._require_model()
         if ticket.cancelled:
             raise Cancelled("The request was stopped before it started.")
-        return self.engine.generate(messages, sampling)
+        return self.engine.generate(messages, sampling, on_progress=on_progress)
 
-    def _reply(self, generation: Any, sampling: Sampling, ticket: Ticket, user: StoredMessage,
+    def _reply(self, generation: Generation, sampling: Sampling, ticket: Ticket, user: StoredMessage,
                *, new_user: bool = True) -> Reply:
         info = self._require_model()
         store = self.store

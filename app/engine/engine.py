@@ -8,7 +8,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -234,15 +234,17 @@ class LlamaEngine:
         llm.load_state(state.data)
         return int(llm.n_tokens)
 
-    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None) -> Generation:
+    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
+                 on_progress: Callable[[int, int], None] | None = None) -> Generation:
         """Start a reply. Raises ``UserError`` at once for a prompt that cannot fit."""
         sampling = sampling or Sampling()
         prompt = self.prepare(messages, sampling)
         self.last_prompt = prompt
         self._cancel.clear()
-        return Generation(self, prompt, sampling)
+        return Generation(self, prompt, sampling, on_progress)
 
-    def _stream(self, prompt: PreparedPrompt, sampling: Sampling, out: GenerationResult
+    def _stream(self, prompt: PreparedPrompt, sampling: Sampling, out: GenerationResult,
+                on_progress: Callable[[int, int], None] | None = None
                 ) -> Generator[str, None, None]:
         import llama_cpp
 
@@ -268,6 +270,9 @@ class LlamaEngine:
         at_start = True
         reason = "length"
         self._set_abort(True)
+        to_read = len(tokens) - out.reused_tokens
+        if on_progress is not None:
+            on_progress(0, to_read)
         stream = llm.generate(
             tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
             temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty, reset=True,
@@ -275,9 +280,11 @@ class LlamaEngine:
         try:
             try:
                 for token in stream:
-                    if out.generated_tokens == 0:
+                    if out.generated_tokens == 0 and not first:
                         first = time.perf_counter()
                         self._set_abort(False)
+                        if on_progress is not None:
+                            on_progress(to_read, to_read)
                     if self._cancel.is_set():
                         reason = "cancelled"
                         break
@@ -326,11 +333,12 @@ class Generation:
     stops generation and reports ``cancelled``.
     """
 
-    def __init__(self, engine: LlamaEngine, prompt: PreparedPrompt, sampling: Sampling) -> None:
+    def __init__(self, engine: LlamaEngine, prompt: PreparedPrompt, sampling: Sampling,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.prompt = prompt
         self.sampling = sampling
         self._result = GenerationResult()
-        self._iter = engine._stream(prompt, sampling, self._result)
+        self._iter = engine._stream(prompt, sampling, self._result, on_progress)
 
     def __iter__(self) -> Iterator[str]:
         return self._iter

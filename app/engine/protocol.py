@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +15,9 @@ from app.engine.types import (
     PreparedPrompt,
     Sampling,
 )
+
+# Called on the owner thread while a prompt is read: (tokens read so far, tokens to read).
+ProgressCallback = Callable[[int, int], None]
 
 
 class Generation(Protocol):
@@ -59,9 +62,13 @@ class Engine(Protocol):
         """Tokens ``messages`` take in the model's prompt format."""
         ...
 
-    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None
-                 ) -> Generation:
-        """Start a reply; raises ``UserError`` at once for a prompt that cannot fit."""
+    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
+                 on_progress: ProgressCallback | None = None) -> Generation:
+        """Start a reply; raises ``UserError`` at once for a prompt that cannot fit.
+
+        ``on_progress`` hears how far the reading of the prompt has got, from the first
+        iteration until the first token (at least once at the start and once at the end).
+        """
         ...
 
     def cancel(self) -> None:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 CHUNK_INTERVAL_S = 1 / 30  # streamed text leaves the model thread at most ~30 times a second
 
 __all__ = ["ContextCount", "EngineHost", "ReplyDone"]
+# How a request starts its reply: (service, ticket, progress callback) -> Reply.
+Start = Callable[[ChatService, Ticket, Callable[[int, int], None]], "Reply"]
 
 
 @dataclass
@@ -55,6 +57,7 @@ class EngineHost(QObject):
     user_stored = Signal(object)  # StoredMessage: the user message a request added
     reply_started = Signal(object)  # StoredMessage (partial)
     chunk = Signal(int, str)  # message id, batched text
+    prompt_progress = Signal(int, int, int)  # message id, prompt tokens read, tokens to read
     reply_finished = Signal(object)  # ReplyDone
     request_failed = Signal(int, str)  # request id, message ("" = nothing to say)
     counted = Signal(object)  # ContextCount
@@ -95,15 +98,17 @@ class EngineHost(QObject):
     def send(self, conversation_id: int | None, text: str,
              overrides: Mapping[str, Any] | None = None) -> int:
         """A user message and its reply (``overrides``: this request's sampling changes)."""
-        return self._reply(lambda s, t: s.send(conversation_id, text, overrides=overrides,
-                                               ticket=t))
+        return self._reply(lambda s, t, p: s.send(conversation_id, text, overrides=overrides,
+                                                  ticket=t, on_progress=p))
 
     def regenerate(self, message_id: int, overrides: Mapping[str, Any] | None = None) -> int:
-        return self._reply(lambda s, t: s.regenerate(message_id, overrides=overrides, ticket=t))
+        return self._reply(lambda s, t, p: s.regenerate(message_id, overrides=overrides,
+                                                        ticket=t, on_progress=p))
 
     def edit(self, message_id: int, text: str,
              overrides: Mapping[str, Any] | None = None) -> int:
-        return self._reply(lambda s, t: s.edit(message_id, text, overrides=overrides, ticket=t))
+        return self._reply(lambda s, t, p: s.edit(message_id, text, overrides=overrides,
+                                                  ticket=t, on_progress=p))
 
     def count(self, conversation_id: int | None) -> None:
         self._submit(self._count, conversation_id)
@@ -130,7 +135,7 @@ class EngineHost(QObject):
     def closed_future(self) -> Future[None] | None:
         return self.owner.closed
 
-    def _reply(self, start: Callable[[ChatService, Ticket], Reply]) -> int:
+    def _reply(self, start: Start) -> int:
         self._next_id += 1
         rid = self.active_request = self._next_id
         ticket = Ticket()
@@ -189,13 +194,19 @@ class EngineHost(QObject):
             return
         self._emit(self.prompt_ready, message_id, prompt.text, len(prompt.tokens))
 
-    def _run_reply(self, service: ChatService, rid: int, ticket: Ticket,
-                   start: Callable[[ChatService, Ticket], Reply]) -> None:
+    def _run_reply(self, service: ChatService, rid: int, ticket: Ticket, start: Start) -> None:
         """One reply; always ends in exactly one reply_finished or request_failed."""
         done: ReplyDone | None = None
         failure = ""
+        live = [0]  # the reply's message id, once it exists (progress comes after that)
+
+        def progress(read: int, total: int) -> None:
+            self._emit(self.prompt_progress, live[0], read, total)
+
         try:
-            done = self._stream(start(service, ticket), rid)
+            reply = start(service, ticket, progress)
+            live[0] = reply.message.id if reply.message is not None else 0
+            done = self._stream(reply, rid)
         except Cancelled:
             failure = ""
         except UserError as err:

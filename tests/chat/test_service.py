@@ -190,3 +190,30 @@ def test_the_meter_and_inspector_on_a_llama2_model(tiny_llama2: Path, settings: 
         assert again.tokens == reply.prompt.tokens and "[INST]" in again.text
     finally:
         service.close()
+
+
+def test_progress_is_reported_while_the_prompt_is_read(make_service: Make) -> None:
+    engine = FakeEngine(["ok"])
+    engine.prefill_steps = 4
+    service = make_service(engine)
+    seen: list[tuple[int, int]] = []
+    reply = service.send(None, "one two three four five six seven",
+                         on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == []  # reading starts with the first iteration
+    reply.text()
+    total = len(reply.prompt.tokens)
+    assert seen[0] == (0, total) and seen[-1] == (total, total) and len(seen) == 5
+
+
+def test_the_local_engine_reports_progress(starter_model: Path, settings: AppSettings) -> None:
+    service = ChatService(LlamaEngine(), settings=lambda: settings, history=False)
+    try:
+        service.load_model(str(starter_model), overrides={"n_ctx": 1024, "n_gpu_layers": 0})
+        seen: list[tuple[int, int]] = []
+        reply = service.complete([Message("user", "Hello there, how are you?")],
+                                 overrides={"max_tokens": 2, "seed": 1},
+                                 on_progress=lambda done, total: seen.append((done, total)))
+        reply.text()
+        assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] == seen[0][1] > 0
+    finally:
+        service.close()

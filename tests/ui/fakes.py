@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.engine.engine import EngineThreadError
-from app.engine.protocol import Engine
+from app.engine.protocol import Engine, ProgressCallback
 from app.engine.types import (
     EngineState,
     GenerationResult,
@@ -29,8 +29,10 @@ def words(text: str) -> int:
 class FakeGeneration:
     """Yields the engine's script, one chunk every ``delay`` seconds, until done or cancelled."""
 
-    def __init__(self, engine: FakeEngine, prompt: PreparedPrompt, chunks: list[str]) -> None:
+    def __init__(self, engine: FakeEngine, prompt: PreparedPrompt, chunks: list[str],
+                 on_progress: ProgressCallback | None = None) -> None:
         self.prompt = prompt
+        self._on_progress = on_progress
         self._engine = engine
         self._chunks = chunks
         self._result = GenerationResult(
@@ -42,6 +44,12 @@ class FakeGeneration:
         started = time.perf_counter()
         pieces: list[str] = []
         reason = "length" if self._engine.max_out else "stop"
+        if self._on_progress is not None:  # "reading the prompt" in prefill_steps batches
+            total, steps = len(self.prompt.tokens), max(1, self._engine.prefill_steps)
+            for step in range(steps + 1):
+                self._on_progress(total * step // steps, total)
+                if step < steps and self._engine.prefill_delay:
+                    self._engine.sleep(self._engine.prefill_delay)
         for index, chunk in enumerate(self._chunks):
             if self._engine._cancel.is_set():
                 reason = "cancelled"
@@ -79,6 +87,8 @@ class FakeEngine:
                  name: str = "Fake model") -> None:
         self.script = script or ["Hello", " there", "! ", "This", " is", " a", " **fake**", " reply."]
         self.delay = delay
+        self.prefill_steps = 1  # progress reports while "reading the prompt" (0 .. total)
+        self.prefill_delay = 0.0  # seconds between them
         self.n_ctx = n_ctx
         self.name = name
         self.fail_at: int | None = None
@@ -143,8 +153,8 @@ class FakeEngine:
         return PreparedPrompt(list(range(self.count_tokens(kept))), self.render(kept), dropped,
                               "fake")
 
-    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None
-                 ) -> FakeGeneration:
+    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
+                 on_progress: ProgressCallback | None = None) -> FakeGeneration:
         self._touch()
         sampling = sampling or Sampling()
         prompt = self.prepare(messages, sampling)
@@ -152,7 +162,7 @@ class FakeEngine:
         self.requests.append(list(messages))
         self.samplings.append(sampling)
         self._cancel.clear()
-        return FakeGeneration(self, prompt, list(self.script))
+        return FakeGeneration(self, prompt, list(self.script), on_progress)
 
     def cancel(self) -> None:
         self._cancel.set()
