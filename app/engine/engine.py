@@ -13,10 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app.engine.budget import fit_prompt
+from app.engine import seqstate
+from app.engine.budget import TokenCounts, fit_prompt
 from app.engine.formats import PromptFormat, choose_format
 from app.engine.modelfile import ModelFileInfo, check_model_file
+from app.engine.prefill import keep_prefix, read_prompt
+from app.engine.threads import choose_threads
 from app.engine.types import (
+    KV_TYPES,
     EngineState,
     GenerationResult,
     LoadOptions,
@@ -30,6 +34,7 @@ from app.errors import ModelFileError, ModelTooLargeError, SettingsError, UserEr
 __all__ = ["EngineThreadError", "Generation", "LlamaEngine", "LoadOptions", "ModelInfo"]
 
 log = logging.getLogger(__name__)
+
 
 
 class _Vocab:
@@ -47,11 +52,12 @@ class _Vocab:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
 
-def plan_gpu_layers(info: ModelFileInfo, n_ctx: int) -> int:
+def plan_gpu_layers(info: ModelFileInfo, n_ctx: int, kv_type: str = "f16") -> int:
     """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
     from app.engine import hardware, planner
 
-    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect())
+    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect(),
+                        kv_bytes_per_element=KV_TYPES[kv_type][1])
     log.info("memory plan for %s: %s", info.path.name, plan.message)
     if plan.verdict is planner.Verdict.WONT_FIT:
         raise ModelTooLargeError(
@@ -68,14 +74,20 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     from app import logs
 
     logs.route_llama_cpp_logs()
+    threads = choose_threads(options.n_threads, options.n_threads_batch)
+    ggml_type = KV_TYPES[options.kv_type][0]
     kwargs: dict[str, Any] = dict(
         model_path=str(path), n_ctx=options.n_ctx, n_gpu_layers=n_gpu_layers,
-        n_batch=options.n_batch, flash_attn=options.flash_attn, use_mmap=options.use_mmap,
-        verbose=False, **extra,
+        n_batch=options.n_batch, flash_attn=uses_flash_attn(options), use_mmap=options.use_mmap,
+        n_threads=threads.decode, n_threads_batch=threads.batch, type_k=ggml_type,
+        type_v=ggml_type, verbose=False, **extra,
     )
-    if options.n_threads is not None:
-        kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads
     return llama_cpp.Llama(**kwargs)
+
+
+def uses_flash_attn(options: LoadOptions) -> bool:
+    """Flash attention as set, and always for a quantized KV cache (llama.cpp needs it there)."""
+    return options.flash_attn or options.kv_type != "f16"
 
 
 class EngineThreadError(RuntimeError):
@@ -101,6 +113,9 @@ class LlamaEngine:
         self._cancel = threading.Event()
         self._abort_cb: Any = None
         self._state_key = ""
+        self._restored = 0  # tokens the last restore_state brought back (for the next stats)
+        self._counts = TokenCounts()
+        self._model_id = ""
         self.options = LoadOptions()
         self.last_prompt: PreparedPrompt | None = None
 
@@ -130,7 +145,7 @@ class LlamaEngine:
         self.close()
         layers = options.n_gpu_layers
         if layers is None:
-            layers = plan_gpu_layers(file_info, options.n_ctx)
+            layers = plan_gpu_layers(file_info, options.n_ctx, options.kv_type)
         started = time.perf_counter()
         try:
             llm = load_llama(file_info.path, options, layers)
@@ -145,15 +160,22 @@ class LlamaEngine:
         self._warm_up()
         self._format = choose_format(options.prompt_format, file_info.chat_template)
         self._install_abort_callback()
+        threads = choose_threads(options.n_threads, options.n_threads_batch)
+        self._state_key = seqstate.state_key(
+            file_info.path, n_ctx=llm.n_ctx(), kv_type=options.kv_type,
+            flash_attn=uses_flash_attn(options), gpu_layers=layers,
+            prompt_format=self._format.name)
+        self._model_id = self._state_key
         self._info = ModelInfo(
             name=file_info.name, path=file_info.path, file=file_info, n_ctx=llm.n_ctx(),
-            n_gpu_layers=layers, format_name=self._format.name,
+            n_gpu_layers=layers, format_name=self._format.name, threads=threads.decode,
+            batch_threads=threads.batch, threads_why=threads.why, kv_type=options.kv_type,
+            state_key=self._state_key,
         )
         self.options = options
-        self._state_key = (f"{file_info.path}|{file_info.size_bytes}|{options.n_ctx}|{layers}|"
-                           f"{self._format.name}")
-        log.info("loaded %s in %.2fs (ctx %d, gpu layers %d, format %s)", file_info.path,
-                 time.perf_counter() - started, llm.n_ctx(), layers, self._format.name)
+        log.info("loaded %s in %.2fs (ctx %d, gpu layers %d, format %s, threads %d/%d (%s), "
+                 "KV %s)", file_info.path, time.perf_counter() - started, llm.n_ctx(), layers,
+                 self._format.name, threads.decode, threads.batch, threads.why, options.kv_type)
         return self._info
 
     def _warm_up(self) -> None:
@@ -170,6 +192,7 @@ class LlamaEngine:
         llm, self._llm = self._llm, None
         self._vocab = self._format = self._info = None
         self.last_prompt = None
+        self._restored = 0
         if llm is not None:
             llm.close()
             log.info("model closed")
@@ -207,32 +230,45 @@ class LlamaEngine:
                 f"Max new tokens ({sampling.max_tokens:,}) must be below the context size "
                 f"({info.n_ctx:,})."
             )
-        return fit_prompt(messages, fmt, vocab, info.n_ctx - sampling.max_tokens, info.n_ctx)
+        return fit_prompt(messages, fmt, vocab, info.n_ctx - sampling.max_tokens, info.n_ctx,
+                          counts=self._counts, model_id=self._model_id)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Tokens the full conversation takes in this model's format (for the context meter)."""
+        """Tokens the full conversation takes in this model's format."""
         _, vocab, fmt, _ = self._require()
         return len(fmt.render(messages, vocab).tokens)
+
+    @property
+    def counts(self) -> TokenCounts:
+        """The token-count cache the budget walks with (its stats show the work a turn did)."""
+        return self._counts
 
     def reset_context(self) -> None:
         """Forget the evaluated context: the next reply evaluates its whole prompt (benchmarks)."""
         self._require()[0].reset()
 
     def save_state(self) -> EngineState | None:
-        """The evaluated context (llama.cpp's state) and the token ids it covers."""
+        """The evaluated context: llama.cpp's sequence state (the KV cells in use, as bytes)
+        and the token ids it covers, under the key of the loaded model and options."""
         llm = self._require()[0]
-        if llm.n_tokens == 0:
+        n = int(llm.n_tokens)
+        if n == 0:
             return None
-        return EngineState(self._state_key, llm._input_ids[: llm.n_tokens].tolist(),
-                           llm.save_state())
+        return EngineState(self._state_key, llm.input_ids[:n].tolist(), seqstate.save(llm))
 
     def restore_state(self, state: EngineState) -> int:
-        """Put back a state saved for the loaded model; the next reply reuses its tokens."""
+        """Put back a state saved for the loaded model; the next reply reuses its tokens.
+
+        Returns the tokens restored; 0 (the context then starts empty) when the state belongs
+        to another model or options, or llama.cpp refuses its data.
+        """
         llm = self._require()[0]
-        if state.key != self._state_key or state.data is None:
+        if state.key != self._state_key or not isinstance(state.data, bytes):
             return 0
-        llm.load_state(state.data)
-        return int(llm.n_tokens)
+        if not seqstate.restore(llm, list(state.tokens), state.data):
+            return 0
+        self._restored = len(state.tokens)
+        return self._restored
 
     def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
                  on_progress: Callable[[int, int], None] | None = None) -> Generation:
@@ -250,14 +286,11 @@ class LlamaEngine:
 
         llm, _, _, info = self._require()
         tokens = prompt.tokens
-        cached = llm._input_ids[: llm.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            common += 1
+        reuse = keep_prefix(llm, tokens)
         out.prompt_tokens = len(tokens)
-        out.reused_tokens = min(common, len(tokens) - 1)
+        out.reused_tokens = reuse
+        out.restored_tokens = min(reuse, self._restored)
+        self._restored = 0
         out.dropped_messages = prompt.dropped_messages
         out.model_name, out.model_path = info.name, str(info.path)
         llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
@@ -270,15 +303,20 @@ class LlamaEngine:
         at_start = True
         reason = "length"
         self._set_abort(True)
-        to_read = len(tokens) - out.reused_tokens
+        to_read = len(tokens) - reuse
         if on_progress is not None:
             on_progress(0, to_read)
-        stream = llm.generate(
-            tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
-            temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty, reset=True,
-        )
+        stream: Generator[int, Any, None] | None = None
         try:
             try:
+                if not read_prompt(llm, tokens, reuse, on_progress, self._cancel):
+                    raise RuntimeError("stopped while reading the prompt")
+                # The last prompt token is evaluated by generate(), which samples from it.
+                stream = llm.generate(
+                    tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
+                    temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+                    reset=True,
+                )
                 for token in stream:
                     if out.generated_tokens == 0 and not first:
                         first = time.perf_counter()
@@ -317,14 +355,15 @@ class LlamaEngine:
             reason = "cancelled"
             raise
         finally:
-            stream.close()
+            if stream is not None:
+                stream.close()
             self._set_abort(False)
             out.text = "".join(pieces)
             out.finish_reason = reason  # type: ignore[assignment]
             out.ttft_s = (first - started) if first else 0.0
+            out.prompt_s = out.ttft_s
             if out.generated_tokens > 1 and last > first:
                 out.tokens_per_s = (out.generated_tokens - 1) / (last - first)
-
 
 class Generation:
     """One streaming reply: iterate for text chunks (valid UTF-8), then read ``result``.

@@ -37,6 +37,17 @@ class PromptFormat(Protocol):
 
     def render(self, messages: Sequence[Message], tok: Tokenizer) -> PreparedPrompt: ...
 
+    def exchange_tokens(self, exchange: Sequence[Message], tok: Tokenizer) -> tuple[int, bool]:
+        """(tokens, exact) of one exchange (a user message and its replies) inside a prompt:
+        exact when the format tokenizes exchanges independently, else its text's tokens only
+        (the budget adds the markup it measured)."""
+        ...
+
+
+def text_tokens(exchange: Sequence[Message], tok: Tokenizer) -> int:
+    """Tokens of the messages' text alone (an estimate's base)."""
+    return sum(len(tok.encode(m.content, special=False)) for m in exchange)
+
 
 def normalize(messages: Sequence[Message]) -> list[Message]:
     """Merge consecutive messages of the same role (blank line between), drop empty replies.
@@ -92,6 +103,16 @@ class Llama2Format:
         parts.append(f"{tok.bos_text}{text}")
         return PreparedPrompt(tokens=tokens, text="".join(parts), format_name=self.name)
 
+    def exchange_tokens(self, exchange: Sequence[Message], tok: Tokenizer) -> tuple[int, bool]:
+        """The reference tokenizes each ``BOS [INST] u [/INST] a EOS`` on its own, so a whole
+        exchange's count is exact (only where the system prompt merges into the first kept one
+        can it differ by a token or so, which ``fit_prompt``'s final check catches)."""
+        dialog = normalize(exchange)
+        if [m.role for m in dialog] != ["user", "assistant"]:
+            return text_tokens(exchange, tok), False  # merges with its neighbours when kept
+        text = f"{B_INST} {dialog[0].content.strip()} {E_INST} {dialog[1].content.strip()} "
+        return len(tok.encode(text, special=False)) + 2, True
+
 
 class TemplateFormat:
     """A Hugging Face style Jinja chat template from the GGUF, rendered in a sandbox.
@@ -135,6 +156,10 @@ class TemplateFormat:
             tokens.insert(0, tok.bos_id)
             text = tok.bos_text + text
         return PreparedPrompt(tokens=tokens, text=text, format_name=self.name)
+
+    def exchange_tokens(self, exchange: Sequence[Message], tok: Tokenizer) -> tuple[int, bool]:
+        """A template may render a message depending on its neighbours: text tokens only."""
+        return text_tokens(exchange, tok), False
 
 
 def is_llama2_template(template: str | None) -> bool:

@@ -130,8 +130,10 @@ class GenerationResult:
     finish_reason: FinishReason = "stop"
     prompt_tokens: int = 0
     reused_tokens: int = 0
+    restored_tokens: int = 0  # of reused_tokens, how many a kept KV state brought back
     generated_tokens: int = 0
     ttft_s: float = 0.0
+    prompt_s: float = 0.0  # seconds spent reading the prompt tokens not reused
     tokens_per_s: float = 0.0
     dropped_messages: int = 0
     error: str | None = None
@@ -143,6 +145,7 @@ class GenerationResult:
         return {
             "prompt_tokens": self.prompt_tokens,
             "reused_tokens": self.reused_tokens,
+            "restored_tokens": self.restored_tokens,
             "generated_tokens": self.generated_tokens,
             "ttft_s": round(self.ttft_s, 4),
             "tokens_per_s": round(self.tokens_per_s, 2),
@@ -160,25 +163,43 @@ class PreparedPrompt:
     format_name: str = ""
 
 
+# KV cache element types: llama.cpp's ggml type id and bytes per element (q8_0 and q4_0 store
+# blocks of 32 values: 34 and 18 bytes).
+KV_TYPES: dict[str, tuple[int, float]] = {"f16": (1, 2.0), "q8_0": (8, 34 / 32),
+                                          "q4_0": (2, 18 / 32)}
+
+
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load a model. ``n_gpu_layers`` None = automatic (from the memory planner)."""
+    """How to load a model. ``n_gpu_layers`` None = automatic (from the memory planner).
+
+    ``n_threads`` (decode) and ``n_threads_batch`` (prompt batches) None = as llama.cpp would
+    choose (``app.engine.threads``). ``kv_type`` is the KV cache's element type: ``f16``, or
+    ``q8_0`` / ``q4_0`` (half / about a third of the memory; these need flash attention,
+    which is then switched on).
+    """
 
     n_ctx: int = 4096
     n_gpu_layers: int | None = None
     n_threads: int | None = None
+    n_threads_batch: int | None = None
     n_batch: int = 512
     flash_attn: bool = False
     use_mmap: bool = True
     prompt_format: str = "auto"
+    kv_type: str = "f16"
 
     def __post_init__(self) -> None:
         if not 256 <= self.n_ctx <= 1_048_576:
             raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
         if not 1 <= self.n_batch <= 65_536:
             raise SettingsError(f"Batch size {self.n_batch} is out of range; use 1 to 65536.")
-        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
-            raise SettingsError(f"Thread count {self.n_threads} is out of range; use 1 to 1024.")
+        for threads in (self.n_threads, self.n_threads_batch):
+            if threads is not None and not 1 <= threads <= 1024:
+                raise SettingsError(f"Thread count {threads} is out of range; use 1 to 1024.")
+        if self.kv_type not in KV_TYPES:
+            raise SettingsError(f"Unknown KV cache type {self.kv_type!r}; use one of: "
+                                f"{', '.join(KV_TYPES)}.")
         if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
             raise SettingsError("GPU layers must be -1 (all), 0 (CPU only) or a positive count.")
 
@@ -193,6 +214,11 @@ class ModelInfo:
     n_ctx: int
     n_gpu_layers: int
     format_name: str
+    threads: int = 0  # decode threads (0: not a local engine)
+    batch_threads: int = 0  # prompt-batch threads
+    threads_why: str = ""  # how they were chosen, e.g. "auto: 2 physical cores of 2 usable CPUs"
+    kv_type: str = "f16"
+    state_key: str = ""  # what a kept KV state must match to be restored (empty: no states)
 
 
 @dataclass
@@ -206,3 +232,8 @@ class EngineState:
     key: str
     tokens: list[int]
     data: Any = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of ``data`` (0 when it is not bytes)."""
+        return len(self.data) if isinstance(self.data, bytes | bytearray | memoryview) else 0
