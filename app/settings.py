@@ -21,11 +21,19 @@ SETTINGS_FILE = "settings.json"
 
 @dataclass
 class AppSettings:
-    """App-wide choices. ``gpu_layers`` None = automatic; ``model`` is the last model used."""
+    """App-wide choices. ``gpu_layers`` None = automatic; ``model`` is the last model used.
+
+    ``threads`` (decode) and ``batch_threads`` (reading prompts) None = chosen as llama.cpp does;
+    ``kv_cache_type`` f16, q8_0 or q4_0; ``state_cache_gb`` caps the conversations' kept KV
+    states on disk (0: keep none on disk).
+    """
 
     context_size: int = 4096
     gpu_layers: int | None = None
     threads: int | None = None
+    batch_threads: int | None = None
+    kv_cache_type: str = "f16"
+    state_cache_gb: float = 4.0
     font_size: int = 11
     model: str | None = None
     default_system_prompt: str = ""
@@ -36,7 +44,8 @@ class AppSettings:
         """Engine load options from these settings (format override per model file)."""
         fmt = self.prompt_formats.get(str(model_path), "auto") if model_path else "auto"
         return LoadOptions(n_ctx=self.context_size, n_gpu_layers=self.gpu_layers,
-                           n_threads=self.threads, prompt_format=fmt)
+                           n_threads=self.threads, n_threads_batch=self.batch_threads,
+                           prompt_format=fmt, kv_type=self.kv_cache_type)
 
     def default_sampling(self) -> Sampling:
         return Sampling.from_dict(self.sampling)
@@ -44,6 +53,10 @@ class AppSettings:
     def validate(self) -> None:
         self.load_options()
         self.default_sampling()
+        if isinstance(self.state_cache_gb, bool) or not isinstance(
+                self.state_cache_gb, int | float) or not 0 <= self.state_cache_gb <= 10_000:
+            raise SettingsError(f"KV state cache size {self.state_cache_gb!r} GB is out of range; "
+                                "use 0 to 10000.")
         if not 6 <= self.font_size <= 48:
             raise SettingsError(f"Font size {self.font_size} is out of range; use 6 to 48.")
 

@@ -30,9 +30,14 @@ class Reply:
     def __init__(self, generation: Generation, sampling: Sampling, ticket: Ticket,
                  model_name: str, *, stop: Callable[[], None] | None = None,
                  store: Store | None = None, user_message: StoredMessage | None = None,
-                 message: StoredMessage | None = None) -> None:
+                 message: StoredMessage | None = None, dropped: int | None = None,
+                 after: Callable[[GenerationResult], None] | None = None) -> None:
         self.generation = generation
         self.prompt: PreparedPrompt = generation.prompt
+        self._dropped = generation.prompt.dropped_messages if dropped is None else dropped
+        if dropped is not None:  # counted over the whole stored branch, not the part read
+            self.prompt = dataclasses.replace(self.prompt, dropped_messages=dropped)
+        self._after = after
         self.sampling = sampling
         self.ticket = ticket
         self.model_name = model_name
@@ -54,7 +59,8 @@ class Reply:
         """The stats (complete once iteration has ended)."""
         if self._result is not None:
             return self._result
-        return dataclasses.replace(self.generation.result, model_name=self.model_name)
+        return dataclasses.replace(self.generation.result, model_name=self.model_name,
+                                   dropped_messages=self._dropped)
 
     def __iter__(self) -> Iterator[str]:
         return self._iter
@@ -82,9 +88,11 @@ class Reply:
                 self._result = self.result
             if writer is not None:
                 self.message = writer.finish(self._result)
+            self._kept()
         except GeneratorExit:
             if writer is not None:
                 self._end(lambda: writer.finish(self.result))
+            self._kept()
             raise
         except Exception as err:
             if not isinstance(err, UserError):
@@ -92,10 +100,18 @@ class Reply:
             reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             if writer is not None:
                 self._end(lambda: writer.fail(reason))
+            self._kept(failed=True)
             if not self.gone:
                 raise
         finally:
             self.ticket.detach()
+
+    def _kept(self, failed: bool = False) -> None:
+        """Hand the finished result to ``after`` (the service keeps the KV state then)."""
+        after, self._after = self._after, None
+        if after is not None:
+            result = self.result
+            after(dataclasses.replace(result, finish_reason="error") if failed else result)
 
     def _end(self, finish: Callable[[], StoredMessage]) -> None:
         """Record how the reply ended; its message may have been deleted meanwhile."""

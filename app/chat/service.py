@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.chat.history import FIRST_TAIL, Turn, engine_messages, prepare_turn, settled
+from app.chat.kvcache import StateCache
 from app.chat.models import ModelChoice, choose_model, display_name
 from app.chat.reply import Reply
 from app.chat.sampling import resolve_sampling
+from app.chat.states import ConversationStates
 from app.chat.text import scrub
 from app.engine.owner import Ticket
 from app.engine.types import Message, ModelInfo, PreparedPrompt, Sampling
@@ -23,7 +26,9 @@ if TYPE_CHECKING:
     from app.store import Conversation, Store, StoredMessage
 
 log = logging.getLogger(__name__)
-LOAD_OVERRIDES = ("n_ctx", "n_gpu_layers", "n_threads", "prompt_format")
+LOAD_OVERRIDES = ("n_ctx", "n_gpu_layers", "n_threads", "n_threads_batch", "prompt_format",
+                  "kv_type")
+__all__ = ["ChatService", "ContextCount", "engine_messages", "settled"]
 
 
 @dataclass(frozen=True)
@@ -38,21 +43,6 @@ class ContextCount:
     n_ctx: int
     dropped_messages: int = 0
     error: str = ""
-
-
-def engine_messages(system_prompt: str, history: Sequence[StoredMessage]) -> list[Message]:
-    """What the engine is sent for ``history``: the system prompt, then the user/assistant turns."""
-    out = [Message("system", system_prompt)] if system_prompt.strip() else []
-    out += [Message(m.role, m.content) for m in history  # type: ignore[arg-type]
-            if m.role in ("user", "assistant") and (m.content or m.role == "user")]
-    return out
-
-
-def settled(branch: list[StoredMessage]) -> list[StoredMessage]:
-    """``branch`` without a turn still being written at its end (its reply is ``partial``)."""
-    if len(branch) >= 2 and branch[-1].role == "assistant" and branch[-1].state == "partial":
-        return branch[:-2]
-    return branch
 
 
 class ChatService:
@@ -71,6 +61,11 @@ class ChatService:
         self._history = history
         self._store: Store | None = None
         self.model: ModelInfo | None = None
+        self._lengths: dict[int, int] = {}  # message id -> messages on its branch (root..it)
+        self._tails: dict[int, int] = {}  # conversation -> messages its last prompt kept
+        self.states = ConversationStates(engine, self._state_cache(),
+                                         ConversationStates.namespace_for(db_path))
+        self.last_turn: Turn | None = None  # the last turn prepared (tests, benchmarks)
 
     # -- store and model ---------------------------------------------------------------------
     def settings(self) -> AppSettings:
@@ -114,6 +109,7 @@ class ChatService:
             raise UserError(f"Unknown load option(s): {', '.join(unknown)}.")
         options = dataclasses.replace(self._settings().load_options(choice.path),
                                       **(overrides or {}))
+        self.states.reset()
         info = self.engine.load(choice.path, options)
         self.model = dataclasses.replace(info, name=choice.name)
         return self.model
@@ -145,18 +141,20 @@ class ChatService:
         """
         text = scrub(text)[0]
         conv = self.conversation(conversation_id) if conversation_id is not None else None
-        history = settled(self.store.current_branch(conv.id)) if conv else []
         system_prompt = self._system(conv, system)
-        messages = [*engine_messages(system_prompt, history), Message("user", text)]
         sampling = self._sampling(conv, overrides)
+        turn = self._turn(conv, system_prompt, conv.current_leaf_id if conv else None,
+                          [Message("user", text)], sampling, settle=True)
         ticket = ticket or Ticket()
-        generation = self._start(messages, sampling, ticket, on_progress)
+        generation = self._start(turn, sampling, ticket, on_progress, conv)
         store = self.store
         if conv is None:
             conv = store.create_conversation(system_prompt=system_prompt,
                                              model=str(self._require_model().path))
-        user = store.add_user_message(conv.id, text, history[-1].id if history else None)
-        return self._reply(generation, sampling, ticket, user)
+        parent = turn.parent
+        user = store.add_user_message(conv.id, text, parent.id if parent else None)
+        self._child(parent.id if parent else None, user.id)
+        return self._reply(generation, sampling, ticket, user, turn)
 
     def regenerate(self, message_id: int, *, overrides: Mapping[str, Any] | None = None,
                    ticket: Ticket | None = None,
@@ -170,11 +168,11 @@ class ChatService:
         if user is None or user.role != "user":
             raise UserError(f"Message {message_id} does not answer a user message.")
         conv = self.conversation(user.conversation_id)
-        messages = engine_messages(self._system(conv, None), store.path_to(user.id))
         sampling = self._sampling(conv, overrides)
+        turn = self._turn(conv, self._system(conv, None), user.id, [], sampling)
         ticket = ticket or Ticket()
-        generation = self._start(messages, sampling, ticket, on_progress)
-        return self._reply(generation, sampling, ticket, user, new_user=False)
+        generation = self._start(turn, sampling, ticket, on_progress, conv)
+        return self._reply(generation, sampling, ticket, user, turn, new_user=False)
 
     def edit(self, message_id: int, text: str, *, overrides: Mapping[str, Any] | None = None,
              ticket: Ticket | None = None, on_progress: ProgressCallback | None = None
@@ -188,13 +186,14 @@ class ChatService:
         if not text.strip():
             raise UserError("The edited message is empty.")
         conv = self.conversation(msg.conversation_id)
-        before = store.path_to(msg.parent_id) if msg.parent_id is not None else []
-        messages = [*engine_messages(self._system(conv, None), before), Message("user", text)]
         sampling = self._sampling(conv, overrides)
+        turn = self._turn(conv, self._system(conv, None), msg.parent_id,
+                          [Message("user", text)], sampling)
         ticket = ticket or Ticket()
-        generation = self._start(messages, sampling, ticket, on_progress)
+        generation = self._start(turn, sampling, ticket, on_progress, conv)
         edited = store.add_user_message(conv.id, text, msg.parent_id)
-        return self._reply(generation, sampling, ticket, edited)
+        self._child(msg.parent_id, edited.id)
+        return self._reply(generation, sampling, ticket, edited, turn)
 
     def complete(self, messages: Sequence[Message], *,
                  overrides: Mapping[str, Any] | None = None,
@@ -204,8 +203,11 @@ class ChatService:
         sampling = resolve_sampling(self._settings().sampling, None, overrides)
         ticket = ticket or Ticket()
         messages = [Message(m.role, scrub(m.content)[0]) for m in messages]
-        return Reply(self._start(messages, sampling, ticket, on_progress), sampling, ticket,
-                     self._require_model().name, stop=self.engine.cancel)
+        self._require_model()
+        turn = Turn(messages, self.engine.prepare(messages, sampling), None, 0)
+        return Reply(self._start(turn, sampling, ticket, on_progress, None), sampling, ticket,
+                     self._require_model().name, stop=self.engine.cancel,
+                     after=lambda result: self.states.after_turn(None, result))
 
     # -- what the faces show -------------------------------------------------------------------
     def context_count(self, conversation_id: int | None) -> ContextCount:
@@ -214,31 +216,29 @@ class ChatService:
         if conversation_id is None:
             return ContextCount(None, 0, info.n_ctx)
         conv = self.store.get_conversation(conversation_id)
-        history = self.store.current_branch(conversation_id)
-        messages = engine_messages(conv.system_prompt, history)
-        if not messages or messages[-1].role != "user":
-            messages.append(Message("user", ""))
+        sampling = self._sampling(conv, None)
         try:
-            prompt = self.engine.prepare(messages, self._sampling(conv, None))
+            # The next turn as send() would prepare it, with an empty message for the one to come.
+            turn = self._turn(conv, conv.system_prompt, conv.current_leaf_id,
+                              [Message("user", "")], sampling, settle=True)
         except UserError as err:
             return ContextCount(conversation_id, -1, info.n_ctx, error=str(err))
-        return ContextCount(conversation_id, len(prompt.tokens), info.n_ctx,
-                            prompt.dropped_messages)
+        return ContextCount(conversation_id, len(turn.prompt.tokens), info.n_ctx,
+                            turn.prompt.dropped_messages)
 
     def render_prompt(self, message_id: int) -> PreparedPrompt:
         """The prompt reply ``message_id`` would be sent now (the prompt inspector)."""
         store = self.store
         msg = store.get_message(message_id)
-        path = store.path_to(message_id)
-        upto = path[:-1] if msg.role == "assistant" else path
+        leaf = msg.parent_id if msg.role == "assistant" else msg.id
         conv = store.get_conversation(msg.conversation_id)
         self._require_model()
-        return self.engine.prepare(engine_messages(conv.system_prompt, upto),
-                                   self._sampling(conv, None))
+        return self._turn(conv, conv.system_prompt, leaf, [], self._sampling(conv, None)).prompt
 
     def close(self) -> None:
         """Free the model and close the Store (on the owner thread)."""
         try:
+            self.states.close()
             self.engine.close()
         finally:
             if self._store is not None:
@@ -256,18 +256,58 @@ class ChatService:
         return resolve_sampling(self._settings().sampling, conv.sampling if conv else None,
                                 overrides)
 
-    def _start(self, messages: list[Message], sampling: Sampling, ticket: Ticket,
-               on_progress: ProgressCallback | None) -> Generation:
+    def _state_cache(self) -> StateCache | None:
+        """Where conversations' KV states are kept (None: not kept, e.g. an unsaved chat)."""
+        if not self._history:
+            return None
+        from app import paths
+
+        cap = int(self._settings().state_cache_gb * 2**30)
+        return StateCache(paths.cache_dir() / "kv-states", cap)
+
+    def _length(self, leaf_id: int) -> int:
+        """Messages on the branch from the root to ``leaf_id`` (counted once, then cached)."""
+        if leaf_id not in self._lengths:
+            self._lengths[leaf_id] = self.store.branch_length(leaf_id)
+        return self._lengths[leaf_id]
+
+    def _child(self, parent_id: int | None, child_id: int) -> None:
+        """A new message's branch length, from its parent's when known (no query later)."""
+        if parent_id is None:
+            self._lengths[child_id] = 1
+        elif parent_id in self._lengths:
+            self._lengths[child_id] = self._lengths[parent_id] + 1
+
+    def _turn(self, conv: Conversation | None, system_prompt: str, leaf_id: int | None,
+              extra: list[Message], sampling: Sampling, *, settle: bool = False) -> Turn:
+        """The turn's messages and prompt, reading the branch only as far back as it needs."""
+        self._require_model()
+        hint = self._tails.get(conv.id, 0) if conv else 0
+        turn = prepare_turn(self.store, self.engine, system_prompt=system_prompt, leaf_id=leaf_id,
+                            extra=extra, sampling=sampling, settle=settle,
+                            first_tail=max(FIRST_TAIL, 2 * hint), length=self._length)
+        if conv is not None:
+            self._tails[conv.id] = len(turn.messages)
+        self.last_turn = turn
+        return turn
+
+    def _start(self, turn: Turn, sampling: Sampling, ticket: Ticket,
+               on_progress: ProgressCallback | None, conv: Conversation | None) -> Generation:
         self._require_model()
         if ticket.cancelled:
             raise Cancelled("The request was stopped before it started.")
-        return self.engine.generate(messages, sampling, on_progress=on_progress)
+        self.states.before_turn(conv.id if conv else None, turn.prompt.tokens)
+        return self.engine.generate(turn.messages, sampling, on_progress=on_progress)
 
     def _reply(self, generation: Generation, sampling: Sampling, ticket: Ticket, user: StoredMessage,
-               *, new_user: bool = True) -> Reply:
+               turn: Turn, *, new_user: bool = True) -> Reply:
         info = self._require_model()
         store = self.store
         message = store.start_assistant(user.conversation_id, user.id, model_name=info.name,
                                         model_file=str(info.path))
+        self._child(user.id, message.id)
+        conv_id = user.conversation_id
         return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, store=store,
-                     user_message=user if new_user else None, message=message)
+                     user_message=user if new_user else None, message=message,
+                     dropped=turn.prompt.dropped_messages,
+                     after=lambda result: self.states.after_turn(conv_id, result))

@@ -57,16 +57,32 @@ def register(sub: Any) -> None:
     p.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
     p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
+    add_engine_flags(p)
     p.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
     p.add_argument("--no-save", action="store_true", help="do not store this chat")
     p.set_defaults(func=run)
 
 
+def add_engine_flags(p: Any) -> None:
+    """--threads, --batch-threads and --kv-type (shared by chat and bench)."""
+    from app.engine.types import KV_TYPES
+
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="decode threads (default: one per physical performance core)")
+    p.add_argument("--batch-threads", type=int, metavar="N",
+                   help="threads reading the prompt (default: every usable CPU)")
+    p.add_argument("--kv-type", choices=tuple(KV_TYPES),
+                   help="KV cache type (default f16; q8_0 halves its memory)")
+
+
 def format_stats(result: GenerationResult) -> str:
+    reused = f"{result.reused_tokens} reused"
+    if result.restored_tokens:
+        reused += f", {result.restored_tokens} from the kept state"
     return (
         f"[{result.generated_tokens} tokens, {result.tokens_per_s:.1f} tok/s, "
         f"TTFT {result.ttft_s * 1000:.0f} ms, prompt {result.prompt_tokens} tokens "
-        f"({result.reused_tokens} reused), {result.finish_reason}]"
+        f"({reused}), {result.finish_reason}]"
     )
 
 
@@ -81,7 +97,10 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Load options given on the command line (over the app settings)."""
     given = {"n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers,
-             "prompt_format": getattr(args, "format", None)}
+             "prompt_format": getattr(args, "format", None),
+             "n_threads": getattr(args, "threads", None),
+             "n_threads_batch": getattr(args, "batch_threads", None),
+             "kv_type": getattr(args, "kv_type", None)}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -90,7 +109,9 @@ class TerminalChat:
 
     def __init__(self, owner: EngineOwner[ChatService], args: argparse.Namespace) -> None:
         from app.chat.text import InputCleaner
+        from app.commands.progress import PromptProgress
 
+        self.progress = PromptProgress()
         self.owner = owner
         self.service = owner.resource
         self.overrides = sampling_overrides(args)
@@ -121,7 +142,8 @@ class TerminalChat:
         text = self.clean(text)
         if self.save:
             return self._run(lambda t: self.service.send(
-                self.conversation_id, text, overrides=self.overrides, system=self.system, ticket=t))
+                self.conversation_id, text, overrides=self.overrides, system=self.system, ticket=t,
+                on_progress=self.progress))
         from app.engine.types import Message
 
         system = self.system if self.system is not None else \
@@ -129,7 +151,7 @@ class TerminalChat:
         head = [Message("system", system)] if system.strip() else []
         messages = [*head, *self.history, Message("user", text)]
         result = self._run(lambda t: self.service.complete(messages, overrides=self.overrides,
-                                                           ticket=t))
+                                                           ticket=t, on_progress=self.progress))
         if result is not None:
             self.history += [Message("user", text), Message("assistant", result.text)]
         return result
@@ -138,14 +160,14 @@ class TerminalChat:
         self._need_saved("/regen")
         target = message_id or self._last("user")
         return self._run(lambda t: self.service.regenerate(target, overrides=self.overrides,
-                                                           ticket=t))
+                                                           ticket=t, on_progress=self.progress))
 
     def edit(self, message_id: int, text: str) -> GenerationResult | None:
         self._need_saved("/edit")
         text = self.clean(text)
         target = message_id or self._last("user")
         return self._run(lambda t: self.service.edit(target, text, overrides=self.overrides,
-                                                     ticket=t))
+                                                     ticket=t, on_progress=self.progress))
 
     def _need_saved(self, what: str) -> None:
         if not self.save or self.conversation_id is None:

@@ -66,6 +66,42 @@ class MessagesMixin(StoreBase):
             raise StoreError(f"No message with id {message_id}.")
         return found
 
+    def branch_tail(self, leaf_id: int, limit: int) -> tuple[list[StoredMessage], bool]:
+        """The last ``limit`` messages of the path from the root to ``leaf_id`` (oldest first),
+        and whether older ones exist: reads only those rows, however long the branch."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"""WITH RECURSIVE branch(id, depth) AS (
+                    SELECT ?, 0
+                    UNION ALL
+                    SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
+                    WHERE m.parent_id IS NOT NULL LIMIT ?
+                )
+                SELECT {MESSAGE_COLUMNS}, {_SIBLINGS}
+                FROM branch b JOIN messages m ON m.id = b.id ORDER BY b.depth DESC""",
+                (leaf_id, max(1, limit) + 1),
+            ).fetchall()
+        if not rows:
+            raise StoreError(f"No message with id {leaf_id}.")
+        more = len(rows) > limit
+        rows = rows[1:] if more else rows
+        return [message_from_row(row, row[12], row[13]) for row in rows], more
+
+    def branch_length(self, leaf_id: int) -> int:
+        """How many messages the path from the root to ``leaf_id`` holds (ids only: fast)."""
+        with self._read() as conn:
+            row = conn.execute(
+                """WITH RECURSIVE branch(id) AS (
+                    SELECT ?
+                    UNION ALL
+                    SELECT m.parent_id FROM messages m JOIN branch b ON m.id = b.id
+                    WHERE m.parent_id IS NOT NULL
+                )
+                SELECT count(*) FROM branch b JOIN messages m ON m.id = b.id""",
+                (leaf_id,),
+            ).fetchone()
+        return int(row[0])
+
     @staticmethod
     def _path(conn: Any, leaf_id: int | None) -> list[StoredMessage]:
         rows = conn.execute(
