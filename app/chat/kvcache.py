@@ -64,7 +64,7 @@ class StateCache:
     and data, then evicts the least recently used files beyond ``disk_cap`` bytes. ``get``
     returns a state only when its key is ``key`` and ``wanted(tokens)`` agrees; a file is read
     in full and its checksum verified first, and any damaged, truncated or foreign file is
-    ignored (and removed). ``disk_cap`` 0 keeps states in RAM only.
+    ignored (and removed). ``disk_cap`` 0 keeps states in RAM only (files are then neither read nor written).
     """
 
     def __init__(self, folder: Path, disk_cap: int, *, ram_states: int = RAM_STATES,
@@ -95,8 +95,15 @@ class StateCache:
         self._start_writer()
         self._queue.put(name)
 
-    def get(self, name: str, key: str, wanted: Callable[[list[int]], bool]) -> EngineState | None:
-        """Conversation ``name``'s state if it is for ``key`` and ``wanted(tokens)``; else None."""
+    def get(self, name: str, key: str, wanted: Callable[[list[int]], bool]
+            ) -> tuple[EngineState, int] | None:
+        """Conversation ``name``'s state and how many of its tokens to use, if it is for ``key``
+        and ``wanted(those tokens)``; else None.
+
+        A state kept in RAM (this process) is used whole, as the live context would have been;
+        one read from a file only as far as it was read in prompt batches (``batched``), so a
+        new process continues exactly as a cold read of the conversation would.
+        """
         state = self._ram.get(name)
         if state is None:
             with self._lock:
@@ -106,15 +113,15 @@ class StateCache:
                 if name in self._ram:
                     self._ram.move_to_end(name)
                 self.stats.ram_hits += 1
-                return state
+                return state, len(state.tokens)
+            return None
+        if not self.disk_cap:
             return None
         state = self._read(self._path(name), key, wanted)
-        if state is not None:
-            self.stats.disk_hits += 1
-            self._ram[name] = state  # it is the live one now: keep it handy too
-            while len(self._ram) > self.ram_states:
-                self._ram.popitem(last=False)
-        return state
+        if state is None:
+            return None
+        self.stats.disk_hits += 1
+        return state, len(state.tokens) if state.batched is None else state.batched
 
     def forget(self, name: str) -> None:
         """Drop conversation ``name``'s state (RAM and file)."""
@@ -182,6 +189,7 @@ class StateCache:
         digest.update(state.data)
         header = json.dumps({
             "key": state.key, "tokens": len(state.tokens), "data_bytes": len(state.data),
+            "batched": len(state.tokens) if state.batched is None else state.batched,
             "sha256": digest.hexdigest(), "saved_at": time.time(),
         }).encode()
         _atomic_write(self._path(name), [MAGIC, _HEADER.pack(len(header)), header,
@@ -244,7 +252,10 @@ class StateCache:
         if len(tokens) != header["tokens"]:
             raise ValueError("truncated token ids")
         token_list = tokens.tolist()
-        if not wanted(token_list):
+        batched = int(header["batched"])
+        if not 0 <= batched <= len(token_list):
+            raise ValueError("bad header")
+        if not wanted(token_list[:batched]):
             return None
         data = read(int(header["data_bytes"]) + 1)
         if len(data) != header["data_bytes"]:
@@ -253,7 +264,7 @@ class StateCache:
         digest.update(data)
         if digest.hexdigest() != header["sha256"]:
             raise ValueError("checksum mismatch")
-        return EngineState(key, token_list, data)
+        return EngineState(key, token_list, data, batched)
 
 
 def _swapped(tokens: array[int]) -> bytes:

@@ -74,11 +74,12 @@ class ConversationStates:
         def wanted(kept: list[int]) -> bool:
             return common_prefix(kept, tokens) >= live_common + MIN_GAIN
 
-        state = self.cache.get(self.name(conversation_id), info.state_key, wanted)
-        if state is None:
+        found = self.cache.get(self.name(conversation_id), info.state_key, wanted)
+        if found is None:
             return 0
-        restored = self.engine.restore_state(state)
-        self.live, self.live_tokens = None, list(state.tokens) if restored else []
+        state, usable = found
+        restored = self.engine.restore_state(state, upto=usable)
+        self.live, self.live_tokens = None, list(state.tokens[:restored])
         log.info("conversation %s: restored a kept state of %d tokens", conversation_id, restored)
         return restored
 

@@ -114,6 +114,7 @@ class LlamaEngine:
         self._abort_cb: Any = None
         self._state_key = ""
         self._restored = 0  # tokens the last restore_state brought back (for the next stats)
+        self._batched = 0  # leading KV tokens read in prompt batches (not decoded one by one)
         self._counts = TokenCounts()
         self._model_id = ""
         self.options = LoadOptions()
@@ -246,6 +247,7 @@ class LlamaEngine:
     def reset_context(self) -> None:
         """Forget the evaluated context: the next reply evaluates its whole prompt (benchmarks)."""
         self._require()[0].reset()
+        self._batched = 0
 
     def save_state(self) -> EngineState | None:
         """The evaluated context: llama.cpp's sequence state (the KV cells in use, as bytes)
@@ -254,21 +256,30 @@ class LlamaEngine:
         n = int(llm.n_tokens)
         if n == 0:
             return None
-        return EngineState(self._state_key, llm.input_ids[:n].tolist(), seqstate.save(llm))
+        return EngineState(self._state_key, llm.input_ids[:n].tolist(), seqstate.save(llm),
+                           batched=min(n, self._batched))
 
-    def restore_state(self, state: EngineState) -> int:
-        """Put back a state saved for the loaded model; the next reply reuses its tokens.
+    def restore_state(self, state: EngineState, *, upto: int | None = None) -> int:
+        """Put back a state saved for the loaded model; the next reply reuses its tokens
+        (only its first ``upto`` tokens when given).
 
         Returns the tokens restored; 0 (the context then starts empty) when the state belongs
         to another model or options, or llama.cpp refuses its data.
         """
         llm = self._require()[0]
+        self._batched = 0
         if state.key != self._state_key or not isinstance(state.data, bytes):
             return 0
         if not seqstate.restore(llm, list(state.tokens), state.data):
             return 0
-        self._restored = len(state.tokens)
-        return self._restored
+        keep = len(state.tokens) if upto is None else max(0, min(upto, len(state.tokens)))
+        if keep < len(state.tokens) and not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.reset()
+            return 0
+        llm.n_tokens = keep
+        self._batched = min(keep, state.batched if state.batched is not None else keep)
+        self._restored = keep
+        return keep
 
     def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
                  on_progress: Callable[[int, int], None] | None = None) -> Generation:
@@ -287,6 +298,7 @@ class LlamaEngine:
         llm, _, _, info = self._require()
         tokens = prompt.tokens
         reuse = keep_prefix(llm, tokens)
+        self._batched = min(self._batched, reuse)
         out.prompt_tokens = len(tokens)
         out.reused_tokens = reuse
         out.restored_tokens = min(reuse, self._restored)
@@ -309,9 +321,11 @@ class LlamaEngine:
         stream: Generator[int, Any, None] | None = None
         try:
             try:
-                if not read_prompt(llm, tokens, reuse, on_progress, self._cancel):
+                read = read_prompt(llm, tokens, reuse, on_progress, self._cancel)
+                self._batched = int(llm.n_tokens)
+                if not read:
                     raise RuntimeError("stopped while reading the prompt")
-                # The last prompt token is evaluated by generate(), which samples from it.
+                # All the prompt is in the KV cache: generate() samples from the last logits.
                 stream = llm.generate(
                     tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
                     temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,

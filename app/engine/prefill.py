@@ -16,8 +16,8 @@ PROGRESS_INTERVAL_S = 0.5
 
 def keep_prefix(llm: Any, tokens: list[int]) -> int:
     """Keep ``llm``'s KV cache up to the first token where it differs from ``tokens``; the rest
-    goes. At least the last prompt token is left to evaluate (the reply is sampled from it).
-    Returns the tokens kept."""
+    goes. At least the last prompt token is left to read (the reply is sampled from it), and
+    never exactly one token after a kept prefix: see ``read_prompt``. Returns the tokens kept."""
     cached = llm.input_ids[: llm.n_tokens].tolist()
     common = 0
     for a, b in zip(cached, tokens, strict=False):
@@ -25,6 +25,8 @@ def keep_prefix(llm: Any, tokens: list[int]) -> int:
             break
         common += 1
     reuse = max(0, min(common, len(tokens) - 1))
+    if reuse and len(tokens) - reuse == 1:
+        reuse -= 1  # read two tokens rather than one (a one-token batch computes differently)
     if reuse < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
         llm.reset()  # this kind of memory cannot drop a tail: start over
         return 0
@@ -35,22 +37,29 @@ def keep_prefix(llm: Any, tokens: list[int]) -> int:
 def read_prompt(llm: Any, tokens: list[int], start: int,
                 on_progress: Callable[[int, int], None] | None,
                 cancel: threading.Event) -> bool:
-    """Evaluate ``tokens[start:-1]`` in batches, reporting (read, to read) and checking
+    """Evaluate ``tokens[start:]`` in batches, reporting (read, to read) and checking
     ``cancel`` at every batch boundary (llama.cpp's abort callback also stops a batch midway,
-    raising RuntimeError).
+    raising RuntimeError); the reply is then sampled from the last batch's logits.
 
     Batches are sized from the speed measured so far so a report comes about every
     PROGRESS_INTERVAL_S, within MIN_BATCH..n_batch tokens: on a GPU that is n_batch at once;
-    on a CPU reading for a big model it keeps the progress line and Stop lively. Returns
-    False when cancelled (the batches read so far stay in the KV cache).
+    on a CPU reading for a big model it keeps the progress line and Stop lively. No batch holds
+    a single token (unless the whole prompt is one): on llama.cpp's CPU backend any split of a
+    prompt into batches of two or more tokens gives bit-identical KV values, but a one-token
+    batch (as in decoding) can differ in the last bit, so prompts read this way can be
+    continued from a kept state with exactly the reply a cold read gives. Returns False when
+    cancelled (the batches read so far stay in the KV cache).
     """
-    end, pos = len(tokens) - 1, start
+    end, pos = len(tokens), start
     total = len(tokens) - start
     size = min(llm.n_batch, FIRST_BATCH)
     while pos < end:
         if cancel.is_set():
             return False
-        n = min(size, end - pos)
+        left = end - pos
+        n = min(size, left)
+        if left - n == 1:  # never leave one token for a batch of its own
+            n = left if left <= llm.n_batch else n - 1
         began = time.perf_counter()
         llm.eval(tokens[pos:pos + n])
         pos += n

@@ -83,7 +83,8 @@ class Engine(Protocol):
         """A snapshot of the evaluated context (None when there is nothing to keep)."""
         ...
 
-    def restore_state(self, state: EngineState) -> int:
-        """Restore a snapshot made by this engine for the loaded model; returns the tokens it
-        covers, or 0 when it does not belong to the loaded model (nothing changes then)."""
+    def restore_state(self, state: EngineState, *, upto: int | None = None) -> int:
+        """Restore a snapshot made by this engine for the loaded model (only its first ``upto``
+        tokens when given); returns the tokens restored, or 0 when it does not belong to the
+        loaded model (the context is then empty)."""
         ...

@@ -232,6 +232,9 @@ class EngineState:
     key: str
     tokens: list[int]
     data: Any = None
+    # Of ``tokens``, how many leading ones were read in prompt batches (the rest, a reply, was
+    # decoded one token at a time); None: not known. Restoring only those reproduces a cold read.
+    batched: int | None = None
 
     @property
     def size(self) -> int:

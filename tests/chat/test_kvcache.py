@@ -21,14 +21,26 @@ def test_ram_then_disk_round_trip(tmp_path: Path) -> None:
     cache = StateCache(tmp_path, 10**6)
     kept = state()
     cache.put("c1", kept)
-    assert cache.get("c1", "model-a", any_tokens) is kept  # from RAM
+    assert cache.get("c1", "model-a", any_tokens) == (kept, 100)  # from RAM, whole
     cache.close()
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == ["c1.kvstate"] and files[0].read_bytes().startswith(MAGIC)
     again = StateCache(tmp_path, 10**6)  # a new process: from the file
     found = again.get("c1", "model-a", any_tokens)
-    assert found is not None and found.tokens == kept.tokens and found.data == kept.data
+    assert found is not None
+    assert found[0].tokens == kept.tokens and found[0].data == kept.data and found[1] == 100
     assert again.stats.disk_hits == 1
+
+
+def test_from_a_file_only_what_was_read_in_batches_is_used(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path, 10**6)
+    kept = EngineState("model-a", list(range(100)), b"x" * 500, batched=80)
+    cache.put("c1", kept)
+    assert cache.get("c1", "model-a", any_tokens) == (kept, 100)  # this process: all of it
+    cache.close()
+    seen: list[list[int]] = []
+    found = StateCache(tmp_path, 10**6).get("c1", "model-a", lambda t: bool(seen.append(t)) or True)
+    assert found is not None and found[1] == 80 and seen == [list(range(80))]
 
 
 def test_foreign_or_unwanted_states_are_not_used(tmp_path: Path) -> None:
@@ -96,4 +108,4 @@ def test_a_newer_state_replaces_the_older(tmp_path: Path) -> None:
     cache.put("c1", state(n=20))
     cache.close()
     found = StateCache(tmp_path, 10**6).get("c1", "model-a", any_tokens)
-    assert found is not None and len(found.tokens) == 20
+    assert found is not None and len(found[0].tokens) == 20

@@ -177,12 +177,12 @@ class FakeEngine:
             return None
         return EngineState(str(self.path), list(self.last_prompt.tokens))
 
-    def restore_state(self, state: EngineState) -> int:
+    def restore_state(self, state: EngineState, *, upto: int | None = None) -> int:
         self._touch()
         if state.key != str(self.path):
             return 0
         self.state = state
-        return len(state.tokens)
+        return len(state.tokens) if upto is None else min(upto, len(state.tokens))
 
 
 def as_engine(engine: FakeEngine) -> Engine:
