@@ -29,6 +29,7 @@ class Turn:
     prompt: PreparedPrompt
     parent: StoredMessage | None
     read: int  # stored messages read from the store for this turn
+    restore_s: float = 0.0  # time spent restoring a kept state before the prompt was read
 
 
 def engine_messages(system_prompt: str, history: Sequence[StoredMessage]) -> list[Message]:

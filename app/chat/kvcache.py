@@ -40,7 +40,7 @@ class CacheStats:
     evicted: int = 0
 
 
-def _atomic_write(path: Path, parts: list[bytes]) -> None:
+def _atomic_write(path: Path, parts: list[bytes | bytearray]) -> None:
     """Write ``parts`` to ``path`` through a temporary file and a rename: readers see the old
     file or the whole new one, never half of it. (Local until a shared helper lands.)"""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -88,7 +88,8 @@ class StateCache:
         while len(self._ram) > self.ram_states or (
                 len(self._ram) > 1 and sum(s.size for s in self._ram.values()) > self.ram_bytes):
             self._ram.popitem(last=False)
-        if not self.disk_cap or not isinstance(state.data, bytes) or state.size > self.disk_cap:
+        if not self.disk_cap or not isinstance(state.data, bytes | bytearray) \
+                or state.size > self.disk_cap:
             return
         with self._lock:
             self._pending[name] = state
@@ -179,7 +180,7 @@ class StateCache:
                         del self._pending[name]
 
     def _write(self, name: str, state: EngineState) -> None:
-        assert isinstance(state.data, bytes)
+        assert isinstance(state.data, bytes | bytearray)
         self.folder.mkdir(parents=True, exist_ok=True)
         tokens = array(_TOKEN, state.tokens)
         if tokens.itemsize != 4:

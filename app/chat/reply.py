@@ -31,6 +31,7 @@ class Reply:
                  model_name: str, *, stop: Callable[[], None] | None = None,
                  store: Store | None = None, user_message: StoredMessage | None = None,
                  message: StoredMessage | None = None, dropped: int | None = None,
+                 extra_ttft: float = 0.0,
                  after: Callable[[GenerationResult], None] | None = None) -> None:
         self.generation = generation
         self.prompt: PreparedPrompt = generation.prompt
@@ -38,6 +39,7 @@ class Reply:
         if dropped is not None:  # counted over the whole stored branch, not the part read
             self.prompt = dataclasses.replace(self.prompt, dropped_messages=dropped)
         self._after = after
+        self._extra_ttft = extra_ttft  # restoring a kept state is part of the wait
         self.sampling = sampling
         self.ticket = ticket
         self.model_name = model_name
@@ -59,8 +61,11 @@ class Reply:
         """The stats (complete once iteration has ended)."""
         if self._result is not None:
             return self._result
-        return dataclasses.replace(self.generation.result, model_name=self.model_name,
-                                   dropped_messages=self._dropped)
+        result = self.generation.result
+        return dataclasses.replace(result, model_name=self.model_name,
+                                   dropped_messages=self._dropped,
+                                   ttft_s=result.ttft_s + self._extra_ttft if result.ttft_s
+                                   else 0.0)
 
     def __iter__(self) -> Iterator[str]:
         return self._iter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,7 +297,9 @@ class ChatService:
         self._require_model()
         if ticket.cancelled:
             raise Cancelled("The request was stopped before it started.")
+        began = time.perf_counter()
         self.states.before_turn(conv.id if conv else None, turn.prompt.tokens)
+        turn.restore_s = time.perf_counter() - began
         return self.engine.generate(turn.messages, sampling, on_progress=on_progress)
 
     def _reply(self, generation: Generation, sampling: Sampling, ticket: Ticket, user: StoredMessage,
@@ -309,5 +312,5 @@ class ChatService:
         conv_id = user.conversation_id
         return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, store=store,
                      user_message=user if new_user else None, message=message,
-                     dropped=turn.prompt.dropped_messages,
+                     dropped=turn.prompt.dropped_messages, extra_ttft=turn.restore_s,
                      after=lambda result: self.states.after_turn(conv_id, result))

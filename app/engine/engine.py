@@ -268,7 +268,7 @@ class LlamaEngine:
         """
         llm = self._require()[0]
         self._batched = 0
-        if state.key != self._state_key or not isinstance(state.data, bytes):
+        if state.key != self._state_key or not isinstance(state.data, bytes | bytearray):
             return 0
         if not seqstate.restore(llm, list(state.tokens), state.data):
             return 0

@@ -28,21 +28,32 @@ def state_key(path: Path, *, n_ctx: int, kv_type: str, flash_attn: bool, gpu_lay
             f"format {prompt_format}")
 
 
-def save(llm: Any) -> bytes:
+def save(llm: Any) -> bytearray:
     """The KV cache of the context's sequence (llama_state_seq_get_data): only the cells in use,
-    without the logits buffer and the scores copy that ``Llama.save_state()`` adds."""
+    without the logits buffer and the scores copy that ``Llama.save_state()`` adds. Copied once,
+    straight into the returned buffer."""
     import llama_cpp
 
     ctx = llm._ctx.ctx
     size = int(llama_cpp.llama_state_seq_get_size(ctx, SEQ_ID))
-    buf = (ctypes.c_uint8 * size)()
+    out = bytearray(size)
+    buf = (ctypes.c_uint8 * size).from_buffer(out)
     written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, SEQ_ID))
+    del buf  # releases the export of ``out`` so it can be resized
     if written <= 0 or written > size:
         raise RuntimeError(f"llama.cpp returned {written} of {size} state bytes")
-    return bytes(memoryview(buf)[:written])
+    del out[written:]
+    return out
 
 
-def restore(llm: Any, tokens: list[int], data: bytes) -> bool:
+def _pointer(data: bytes | bytearray) -> Any:
+    """A uint8 pointer to ``data``'s own memory (llama.cpp only reads it): no copy."""
+    if isinstance(data, bytearray):
+        return (ctypes.c_uint8 * len(data)).from_buffer(data)
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8))
+
+
+def restore(llm: Any, tokens: list[int], data: bytes | bytearray) -> bool:
     """Put ``data`` (from ``save``) back as the context's sequence covering ``tokens``.
 
     On failure the context is left empty (never half restored) and False is returned.
@@ -54,8 +65,7 @@ def restore(llm: Any, tokens: list[int], data: bytes) -> bool:
         return False
     llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
     llm.n_tokens = 0
-    src = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-    if int(llama_cpp.llama_state_seq_set_data(ctx, src, len(data), SEQ_ID)) <= 0:
+    if int(llama_cpp.llama_state_seq_set_data(ctx, _pointer(data), len(data), SEQ_ID)) <= 0:
         log.warning("llama.cpp refused a kept state (%d bytes); reading the prompt instead",
                     len(data))
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
