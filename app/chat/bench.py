@@ -1,21 +1,17 @@
-"""Speed measurements shared by `llama-desk bench` and tests/benchmarks: the app vs raw llama_cpp
-and vs llama.cpp's own llama-bench."""
+"""Speed measurements shared by `llama-desk bench` and tests/benchmarks: the app vs raw llama_cpp."""
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.chat.service import ChatService
 from app.engine.engine import LlamaEngine, load_llama
-from app.engine.types import LoadOptions, Message, Sampling
+from app.engine.types import Message, Sampling
 from app.settings import AppSettings
 
 BENCH_PROMPT = "Write a long, detailed story about a llama who learns to sail across the ocean."
@@ -110,6 +106,38 @@ def describe_threads(info: Any) -> str:
             f"{info.batch_threads} for prompts ({info.threads_why})")
 
 
+def prompt_text(engine: LlamaEngine, n_prompt: int) -> str:
+    """A user message whose prompt holds at most (about) ``n_prompt`` tokens."""
+    text = " ".join(f"w{i % 97}" for i in range(n_prompt))
+    while len(engine.prepare([Message("user", text)], Sampling(max_tokens=1)).tokens) \
+            > n_prompt and len(text) > 10:
+        text = text[: int(len(text) * 0.97)]
+    return text
+
+
+def prompt_run(service: ChatService, text: str) -> tuple[float, int]:
+    """(tokens/s, prompt tokens) of reading ``text``'s prompt from an empty context."""
+    engine = service.engine
+    assert isinstance(engine, LlamaEngine)
+    engine.reset_context()
+    reply = service.complete([Message("user", text)], overrides={"max_tokens": 1, "seed": 1})
+    reply.text()
+    result = reply.result
+    return (result.prompt_tokens - result.reused_tokens) / result.prompt_s, result.prompt_tokens
+
+
+def decode_run(service: ChatService, max_tokens: int = 128) -> float:
+    """Decode tokens/s of one reply to BENCH_PROMPT from an empty context."""
+    engine = service.engine
+    assert isinstance(engine, LlamaEngine)
+    engine.reset_context()
+    reply = service.complete([Message("user", BENCH_PROMPT)],
+                             overrides={"max_tokens": max_tokens, "seed": 1234,
+                                        "temperature": 0.7})
+    reply.text()
+    return reply.result.tokens_per_s
+
+
 def prompt_bench(model: str | Path, overrides: Mapping[str, Any] | None = None, *,
                  runs: int = 3, n_prompt: int = 512,
                  settings: AppSettings | None = None) -> tuple[list[float], int]:
@@ -119,85 +147,16 @@ def prompt_bench(model: str | Path, overrides: Mapping[str, Any] | None = None, 
     service.load_model(str(model), overrides=overrides)
     engine = service.engine
     assert isinstance(engine, LlamaEngine)
-    words = " ".join(f"w{i % 97}" for i in range(n_prompt))
-    text = words
     speeds: list[float] = []
     tokens = 0
-    try:  # trim the text until the rendered prompt holds n_prompt tokens at most
-        while len(engine.prepare([Message("user", text)], Sampling(max_tokens=1)).tokens) \
-                > n_prompt and len(text) > 10:
-            text = text[: int(len(text) * 0.97)]
+    try:
+        text = prompt_text(engine, n_prompt)
         for _ in range(runs):
-            engine.reset_context()
-            reply = service.complete([Message("user", text)],
-                                     overrides={"max_tokens": 1, "seed": 1})
-            reply.text()
-            result = reply.result
-            tokens = result.prompt_tokens
-            speeds.append((result.prompt_tokens - result.reused_tokens) / result.prompt_s)
+            speed, tokens = prompt_run(service, text)
+            speeds.append(speed)
     finally:
         service.close()
     return speeds, tokens
-
-
-def find_llama_bench() -> Path | None:
-    """llama.cpp's llama-bench built from the same sdist (`make tools`), if it is there."""
-    import importlib
-
-    try:  # app.engine.tools (the `make tools` branch) knows every place it may be
-        found = importlib.import_module("app.engine.tools").find_tool("llama-bench")
-        return Path(found) if found else None
-    except ImportError:
-        pass
-    root = Path(os.environ.get("LLAMA_DESK_BUILD_CACHE", "")
-                or Path.home() / ".cache" / "llama-desk-build")
-    import llama_cpp
-
-    builds = sorted(root.glob(f"{llama_cpp.__version__}-*/bin/llama-bench"),
-                    key=lambda p: -p.stat().st_mtime)
-    return builds[0] if builds else None
-
-
-@dataclass
-class LlamaBench:
-    """llama-bench's figures (tokens/s) per thread count."""
-
-    pp: dict[int, float] = field(default_factory=dict)
-    tg: dict[int, float] = field(default_factory=dict)
-    command: list[str] = field(default_factory=list)
-
-    def best(self) -> tuple[int, float, int, float]:
-        """(threads, pp tok/s, threads, tg tok/s) at the best thread count of each."""
-        pt = max(self.pp, key=lambda t: self.pp[t])
-        gt = max(self.tg, key=lambda t: self.tg[t])
-        return pt, self.pp[pt], gt, self.tg[gt]
-
-
-def llama_bench(exe: Path, model: str | Path, info: Any, threads: Sequence[int], *,
-                n_prompt: int = 512, n_gen: int = 128, reps: int = 3,
-                timeout: float = 1800) -> LlamaBench:
-    """Run llama-bench (pp ``n_prompt``, tg ``n_gen``) at each thread count with the app's
-    other settings (GPU layers, batch size, KV type, flash attention)."""
-    from app.engine.engine import uses_flash_attn
-
-    options = LoadOptions(n_ctx=info.n_ctx, kv_type=info.kv_type)
-    cmd = [str(exe), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen),
-           "-t", ",".join(str(t) for t in threads), "-r", str(reps), "-o", "json",
-           "-ngl", str(info.n_gpu_layers if info.n_gpu_layers >= 0 else 999),
-           "-b", str(options.n_batch), "-ub", str(options.n_batch),
-           "-ctk", info.kv_type, "-ctv", info.kv_type,
-           "-fa", "1" if uses_flash_attn(options) else "0"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"llama-bench failed ({done.returncode}): {done.stderr[-500:]}")
-    out = LlamaBench(command=cmd)
-    for row in json.loads(done.stdout):
-        speed, t = float(row["avg_ts"]), int(row["n_threads"])
-        if row.get("n_prompt") and not row.get("n_gen"):
-            out.pp[t] = speed
-        elif row.get("n_gen") and not row.get("n_prompt"):
-            out.tg[t] = speed
-    return out
 
 
 def ttft_by_turn(model: str | Path, overrides: Mapping[str, Any] | None = None, *,

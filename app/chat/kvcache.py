@@ -44,8 +44,10 @@ def _atomic_write(path: Path, parts: list[bytes | bytearray]) -> None:
     """Write ``parts`` to ``path`` through a temporary file and a rename: readers see the old
     file or the whole new one, never half of it. (Local until a shared helper lands.)"""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
+    try:  # readable by the user only: a state holds the conversation, in another form
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
+                     0o600)
+        with os.fdopen(fd, "wb") as out:
             for part in parts:
                 out.write(part)
             out.flush()
@@ -181,7 +183,7 @@ class StateCache:
 
     def _write(self, name: str, state: EngineState) -> None:
         assert isinstance(state.data, bytes | bytearray)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         tokens = array(_TOKEN, state.tokens)
         if tokens.itemsize != 4:
             raise OSError("this platform has no 32-bit int array")

@@ -30,8 +30,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app import settings as app_settings
-    from app.chat.bench import decode_bench, find_llama_bench, llama_bench, prompt_bench
+    from app.chat.bench import decode_bench, prompt_bench
     from app.chat.models import choose_model
+    from app.chat.native import find_llama_bench, llama_bench
     from app.commands.chat import load_overrides
     from app.engine.threads import usable_cpus
     from app.errors import UserError

@@ -39,6 +39,7 @@ def first_byte(home: Path, *args: str) -> tuple[float, str]:
     return elapsed, err.decode()
 
 
+@pytest.mark.timeout(3600)
 def test_reopen_with_kept_state_vs_cache_removed(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path / "base"
@@ -67,6 +68,7 @@ def test_reopen_with_kept_state_vs_cache_removed(tmp_path: Path,
     assert ratio <= 0.3
 
 
+@pytest.mark.timeout(1800)
 def test_prompt_preparation_is_flat_in_history_length(starter_model: Path, tmp_path: Path
                                                       ) -> None:
     settings = AppSettings(state_cache_gb=0)

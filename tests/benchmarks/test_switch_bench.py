@@ -16,6 +16,7 @@ pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (propagate
 SYSTEM = "You are a patient assistant who answers in one short sentence."
 
 
+@pytest.mark.timeout(1800)
 def test_switch_back_ttft_vs_warm_turn(qtbot: Any, make_window: Any) -> None:
     with Store.open() as store:  # two ~1,900-token conversations, different from the start
         a = store_long_chat(store, 80, SYSTEM)

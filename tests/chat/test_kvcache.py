@@ -25,6 +25,8 @@ def test_ram_then_disk_round_trip(tmp_path: Path) -> None:
     cache.close()
     files = list(tmp_path.iterdir())
     assert [f.name for f in files] == ["c1.kvstate"] and files[0].read_bytes().startswith(MAGIC)
+    if os.name == "posix":  # the user's alone, like the conversations
+        assert files[0].stat().st_mode & 0o077 == 0
     again = StateCache(tmp_path, 10**6)  # a new process: from the file
     found = again.get("c1", "model-a", any_tokens)
     assert found is not None
