@@ -273,7 +273,8 @@ def plan_meta(ckpt: Checkpoint) -> Plan:
     ff = _meta_ff(params, dim)
     if ff is not None and ff != hp.n_ff:
         raise ConvertError(f"params.json implies a feed-forward width of {ff} but the weights have "
-                           f"{hp.n_ff}: the weights and params.json do not belong together.")
+                           f"{hp.n_ff}: a consolidated.NN.pth shard is missing, or the weights and "
+                           "params.json do not belong together.")
     _check_heads(hp, ckpt.config)
     if hp.n_head_kv % len(shards):
         raise ConvertError(f"{len(shards)} shards cannot split {hp.n_head_kv} KV heads: a shard "

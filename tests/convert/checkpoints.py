@@ -31,10 +31,11 @@ LLAMA2_TEMPLATE = (
     "{{ bos_token + '[INST] ' + content | trim + ' [/INST]' }}{% elif message['role'] == "
     "'assistant' %}{{ ' ' + content | trim + ' ' + eos_token }}{% endif %}{% endfor %}"
 )
-WORDS = ("the llama walks over green hills and eats grass while people watch from far away "
-         "river mountain city model token weights convert shard tensor value quick brown fox "
-         "jumps lazy dog café naïve résumé über straße coffee tea bread cheese apple banana "
-         "orange number seven eleven hundred thousand question answer chat desk window").split()
+_TEXT = ("the llama walks over green hills and eats grass while people watch from far away river "
+         "mountain city model token weights convert shard tensor value quick brown fox jumps lazy "
+         "dog café naïve résumé über straße coffee tea bread cheese apple banana orange number "
+         "seven eleven hundred thousand question answer chat desk window")
+WORDS = tuple(_TEXT.split())
 
 
 def corpus(n_lines: int = 3000, seed: int = 0) -> list[str]:
@@ -220,7 +221,8 @@ def write_hf(folder: Path, model: TinyLlama, tokenizer: Path, *, n_shards: int =
         shard = f"model-{k:05d}-of-{n_shards:05d}.safetensors"
         write_safetensors(folder / shard, {names[i]: tensors[names[i]] for i in group})
         weight_map |= {names[i]: shard for i in group}
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    index = {"metadata": {}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     dim = int(p["dim"])  # type: ignore[call-overload]
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": dim,
