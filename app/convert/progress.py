@@ -50,6 +50,7 @@ class Reporter:
         self.message = ""
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._last = 0.0
+        self._started = time.monotonic()
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -60,6 +61,7 @@ class Reporter:
         self.check()
         self.stage_name, self.total, self.done, self.message = name, int(total), 0, message
         self._samples.clear()
+        self._started = time.monotonic()
         self._emit(force=True)
 
     def note(self, message: str) -> None:
@@ -79,7 +81,9 @@ class Reporter:
         while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:
             self._samples.popleft()
         t0, d0 = self._samples[0]
-        rate = (self.done - d0) / (now - t0) if now - t0 > 0.2 else 0.0
+        if now - t0 < 0.2:  # too short a window: the stage's average so far
+            t0, d0 = self._started, 0
+        rate = (self.done - d0) / (now - t0) if now > t0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 and self.total else None
         return Progress(self.stage_name, self.done, self.total, rate, eta, self.message)
 
