@@ -113,12 +113,12 @@ def describe_official(repo_id: str, quant: str) -> list[str]:
     known = catalogue.official(repo_id)
     account = token_store.account_name()
     token = "set" + (f" ({account})" if account else "") if token_store.get_token() else \
-        "not set: add one with `llama-desk token set`"
+        "not set (add one with `llama-desk token set` or the window's Hugging Face token button)"
     if known is not None:
         lines.append(f"{known.title}: {catalogue.OFFICIAL_NOTE} on {known.page}")
         lines.append(f"Needs ~{human(known.disk_bytes(quant))} of disk at the peak "
-                     f"(~{human(known.source_bytes)} download), then about "
-                     f"{max(1, round(known.convert_seconds(quant) / 60))} min to convert to {quant} "
-                     "on this machine.")
+                     f"(~{human(known.source_bytes)} download), then "
+                     f"{catalogue.duration_text(known.convert_seconds(quant))} to convert to "
+                     f"{quant} on this machine.")
     lines.append(f"Hugging Face token: {token}.")
     return lines

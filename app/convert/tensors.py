@@ -85,18 +85,53 @@ def to_float32(data: np.ndarray, dtype: str) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
+CHUNK = 1 << 15  # elements per conversion step: small enough to stay in the CPU cache
+
+
+def _too_big(name: str, peak: float) -> ConvertError:
+    return ConvertError(
+        f"Tensor {name} holds values float16 cannot represent (max |x| = {peak:g}); "
+        "this checkpoint cannot be converted to an F16 GGUF."
+    )
+
+
+def _bf16_chunk_to_f16(bits: np.ndarray, out: np.ndarray, name: str) -> None:
+    """bfloat16 -> float16 bits by moving the exponent: exact wherever float16 is normal."""
+    exp = bits >> 7
+    exp &= 0xFF
+    lo, hi = int(exp.min()), int(exp.max())
+    if hi > 127 + 15:  # past float16's largest exponent (inf and nan included)
+        raise _too_big(name, float(np.max(np.abs(bf16_to_f32(bits)))))
+    np.bitwise_and(bits, 0x8000, out=out)
+    mant = bits & 0x7F
+    mant <<= 3
+    out |= mant
+    exp -= 127 - 15  # wraps below float16's range: those elements are redone just below
+    exp <<= 10
+    out |= exp
+    if lo < 127 - 14:  # zeros and values in float16's subnormal range: round like numpy
+        small = ((bits >> 7) & 0xFF) < 127 - 14
+        out[small] = bf16_to_f32(bits[small]).astype(np.float16).view(np.uint16)
+
+
 def to_float16(data: np.ndarray, dtype: str, name: str) -> np.ndarray:
-    """The tensor as float16; refuses values float16 cannot hold instead of writing inf."""
+    """The tensor as float16 (bf16 exactly where float16 can hold it); refuses values past
+    float16's range instead of writing inf. Works in cache-sized steps."""
     if dtype == "F16":
         return data
-    wide = to_float32(data, dtype)
-    peak = float(np.max(np.abs(wide))) if wide.size else 0.0
-    if not math.isfinite(peak) or peak > F16_MAX:
-        raise ConvertError(
-            f"Tensor {name} holds values float16 cannot represent (max |x| = {peak:g}); "
-            "this checkpoint cannot be converted to an F16 GGUF."
-        )
-    return wide.astype(np.float16)
+    flat_in = data.reshape(-1)
+    out = np.empty(flat_in.size, np.float16)
+    bits_out = out.view(np.uint16)
+    for i in range(0, flat_in.size, CHUNK):
+        piece = flat_in[i:i + CHUNK]
+        if dtype == "BF16":
+            _bf16_chunk_to_f16(piece, bits_out[i:i + CHUNK], name)
+        else:
+            peak = float(np.max(np.abs(piece))) if piece.size else 0.0
+            if not math.isfinite(peak) or peak > F16_MAX:
+                raise _too_big(name, peak)
+            out[i:i + CHUNK] = piece
+    return out.reshape(data.shape)
 
 
 def unpermute_rotary(weight: np.ndarray, n_head: int) -> np.ndarray:

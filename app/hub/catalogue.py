@@ -231,11 +231,12 @@ def plan_for(file: CatalogueFile, n_ctx: int, hardware: Hardware) -> Plan | None
 
 
 # ---- official Meta weights (converted to GGUF here) ---------------------------------------------
-# Measured by tests/benchmarks/test_convert_bench.py on the 2-core build machine: the converter
-# reads ~CONVERT_MBPS of source per second; llama.cpp's quantizer takes ~QUANTIZE_MBPS of F16 per
-# second per core (K-quants; Q8_0 and F16 are faster). Used for the time the catalogue shows.
-CONVERT_MBPS = 200.0
-QUANTIZE_MBPS_PER_CORE = 60.0
+# From tests/benchmarks/test_convert_bench.py on the 2-core build machine (rounded down: that
+# machine was shared): the converter writes ~CONVERT_MBPS of F16 GGUF per second from float16
+# safetensors; llama.cpp's quantizer reads ~QUANTIZE_MBPS_PER_CORE of F16 per second and core
+# (K-quants search each block's scales, the older types do not). Only for the time shown.
+CONVERT_MBPS = 300.0
+QUANTIZE_MBPS_PER_CORE = {"K": 7.0, "other": 35.0}
 
 
 @dataclass(frozen=True)
@@ -268,8 +269,15 @@ class OfficialModel:
         cores = max(1, cores or os.cpu_count() or 1)
         seconds = self.source_bytes / (CONVERT_MBPS * 1e6)
         if quant != "F16":
-            seconds += self.source_bytes / (QUANTIZE_MBPS_PER_CORE * 1e6 * cores)
+            rate = QUANTIZE_MBPS_PER_CORE["K" if "_K" in quant else "other"]
+            seconds += self.source_bytes / (rate * 1e6 * cores)
         return seconds
+
+
+def duration_text(seconds: float) -> str:
+    """"~3 min", "~2.5 h": the rough time a conversion takes."""
+    minutes = max(1, round(seconds / 60))
+    return f"~{minutes} min" if minutes < 90 else f"~{minutes / 60:.1f} h"
 
 
 OFFICIAL_MODELS = (

@@ -137,3 +137,16 @@ def test_unpermute_inverts_transformers_permute() -> None:
     for heads in (1, 2, 4):
         assert np.array_equal(unpermute_rotary(ck.hf_permute(w, heads), heads), w)
     assert not np.array_equal(unpermute_rotary(ck.hf_permute(w, 2), 4), w)
+
+
+def test_bf16_to_f16_matches_numpy_for_every_bf16_value_float16_can_hold() -> None:
+    """Exhaustive: all 65,536 bfloat16 bit patterns (the fast path moves exponent bits)."""
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    exponent = (every >> 7) & 0xFF
+    fits = every[exponent <= 127 + 15]
+    want = ck.from_bf16(fits).astype(np.float16)
+    got = to_float16(fits, "BF16", "all")
+    assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
+    for bits in every[exponent > 127 + 15][::97]:  # beyond float16, inf and nan: refused
+        with pytest.raises(ConvertError):
+            to_float16(np.array([bits], np.uint16), "BF16", "big")

@@ -229,3 +229,17 @@ def test_gguf_repos_are_not_conversion_candidates(fake_hub: FakeHub) -> None:
     fake_hub.add("TheBloke/x-GGUF", "x.Q4_K_M.gguf", b"GGUF....")
     fake_hub.add("TheBloke/x-GGUF", "config.json", b"{}")
     assert inspect_repo("TheBloke/x-GGUF", token=None) is None
+
+
+def test_catalogue_official_entries_give_disk_and_time() -> None:
+    from app.hub import catalogue
+
+    m7 = catalogue.official("META-LLAMA/llama-2-7b-chat-hf")
+    assert m7 is not None and m7.size_class == "7B"
+    assert m7.disk_bytes("F16") == 2 * m7.source_bytes  # download + F16 result
+    assert m7.disk_bytes("Q4_K_M") == 2 * m7.source_bytes + m7.result_bytes("Q4_K_M")
+    assert 3.9e9 < m7.result_bytes("Q4_K_M") < 4.3e9  # TheBloke's file is 4.08 GB
+    assert m7.convert_seconds("Q4_K_M", 2) > m7.convert_seconds("Q8_0", 2) > m7.convert_seconds("F16")
+    assert m7.convert_seconds("Q4_K_M", 8) < m7.convert_seconds("Q4_K_M", 2)
+    assert catalogue.duration_text(30) == "~1 min" and catalogue.duration_text(3 * 3600) == "~3.0 h"
+    assert [m.size_class for m in catalogue.official_models()] == ["7B", "13B", "70B"]
