@@ -85,7 +85,7 @@ def to_float32(data: np.ndarray, dtype: str) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
-CHUNK = 1 << 15  # elements per conversion step: small enough to stay in the CPU cache
+CHUNK = 1 << 17  # elements per conversion step: small enough to stay in the CPU cache
 
 
 def _too_big(name: str, peak: float) -> ConvertError:
@@ -95,22 +95,25 @@ def _too_big(name: str, peak: float) -> ConvertError:
     )
 
 
+_F16_MIN_NORMAL = (127 - 14) << 7  # bfloat16 magnitude bits (exponent, mantissa) of 2**-14
+_F16_OVERFLOW = (127 + 16) << 7  # of 2**16, the first value past float16's largest exponent
+
+
 def _bf16_chunk_to_f16(bits: np.ndarray, out: np.ndarray, name: str) -> None:
-    """bfloat16 -> float16 bits by moving the exponent: exact wherever float16 is normal."""
-    exp = bits >> 7
-    exp &= 0xFF
-    lo, hi = int(exp.min()), int(exp.max())
-    if hi > 127 + 15:  # past float16's largest exponent (inf and nan included)
+    """bfloat16 -> float16 bits by re-biasing the exponent: exact wherever float16 is normal.
+
+    Exponent and mantissa sit side by side in both formats, so ``(magnitude - 112 << 7) << 3``
+    is the float16 magnitude; the sign bit moves from bit 15 to bit 15.
+    """
+    mag = bits & 0x7FFF
+    lo, hi = int(mag.min()), int(mag.max())
+    if hi >= _F16_OVERFLOW:  # past float16's range, inf and nan included
         raise _too_big(name, float(np.max(np.abs(bf16_to_f32(bits)))))
-    np.bitwise_and(bits, 0x8000, out=out)
-    mant = bits & 0x7F
-    mant <<= 3
-    out |= mant
-    exp -= 127 - 15  # wraps below float16's range: those elements are redone just below
-    exp <<= 10
-    out |= exp
-    if lo < 127 - 14:  # zeros and values in float16's subnormal range: round like numpy
-        small = ((bits >> 7) & 0xFF) < 127 - 14
+    small = mag < _F16_MIN_NORMAL if lo < _F16_MIN_NORMAL else None
+    np.subtract(mag, (127 - 15) << 7, out=out)  # wraps for the small ones: redone below
+    out <<= 3
+    out |= bits & 0x8000
+    if small is not None:  # zeros and float16 subnormals: round as numpy does
         out[small] = bf16_to_f32(bits[small]).astype(np.float16).view(np.uint16)
 
 

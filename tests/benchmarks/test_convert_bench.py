@@ -97,13 +97,17 @@ def test_conversion_throughput_and_peak_memory(sources: dict[str, Any]) -> None:
     from app.convert.quantize import quantize
 
     root: Path = sources["root"]
-    results: dict[str, list[float]] = {"copy": [], "hf": [], "meta": []}
+    results: dict[str, list[float]] = {"copy": [], "hf": [], "meta": [], "meta-md5": []}
+    nomd5 = Path(shutil.copytree(sources["meta"].parent, root / "meta-nomd5")) / sources["meta"].name
+    (nomd5 / "checklist.chk").unlink()
+    (nomd5.parent / "tokenizer_checklist.chk").unlink()
+    sources = {**sources, "meta-md5": sources["meta"], "meta": nomd5}
     rss: dict[str, int] = {}
-    size = {k: sum(p.stat().st_size for p in weights(sources[k])) for k in ("hf", "meta")}
+    size = {k: sum(p.stat().st_size for p in weights(sources[k])) for k in ("hf", "meta", "meta-md5")}
     _t, rss["baseline"] = child("baseline", root / "none")
     for _ in range(ROUNDS):  # interleaved, so a busy moment on the shared machine hits all three
         results["copy"].append(copy_seconds(weights(sources["hf"]), root / "copy"))
-        for layout in ("hf", "meta"):
+        for layout in ("hf", "meta", "meta-md5"):
             out = root / f"{layout}.gguf"
             seconds, peak = child(str(sources[layout]), out)
             results[layout].append(seconds)
@@ -123,7 +127,8 @@ def test_conversion_throughput_and_peak_memory(sources: dict[str, Any]) -> None:
     print(f"\nconversion benchmark: {size['hf'] / 1e6:.0f} MB of f16 safetensors (HF layout) / "
           f"{size['meta'] / 1e6:.0f} MB of bf16 .pth in 2 shards (Meta layout), best of {ROUNDS}")
     print(f"  plain file copy (+fsync)            {copy:7.0f} MB/s")
-    for layout, label in (("hf", "HF safetensors -> F16 GGUF"), ("meta", "Meta 2x bf16 .pth -> F16 GGUF")):
+    for layout, label in (("hf", "HF safetensors -> F16 GGUF"), ("meta", "Meta 2x bf16 .pth -> F16 GGUF"),
+                          ("meta-md5", "  the same + checklist.chk md5")):
         speed = mbps(layout, size[layout])
         extra = (rss[layout] - rss["baseline"]) / 1e6
         print(f"  {label:<35} {speed:7.0f} MB/s  ({speed / copy:.2f} x copy); peak RSS "
@@ -134,6 +139,6 @@ def test_conversion_throughput_and_peak_memory(sources: dict[str, Any]) -> None:
     print("  llama.cpp convert_hf_to_gguf.py: " + (
         "torch is installed but not compared" if torch else "not run (it imports torch, which "
         "is not installed and not a dependency)"))
-    for layout in ("hf", "meta"):
+    for layout in ("hf", "meta", "meta-md5"):
         # streaming: the conversion holds about one tensor, never the model (~300 MB here)
         assert rss[layout] - rss["baseline"] < 4 * sources["biggest"] + 100e6

@@ -209,8 +209,10 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str = "
     return path
 
 
-def write_hf(folder: Path, model: TinyLlama, tokenizer: Path, *, n_shards: int = 2) -> Path:
-    """config.json, model-0000k-of-0000n.safetensors (+ index), tokenizer files."""
+def write_hf(folder: Path, model: TinyLlama, tokenizer: Path, *, n_shards: int = 2,
+             fmt: str = "safetensors") -> Path:
+    """config.json, model-0000k-of-0000n.safetensors (+ index), tokenizer files; ``fmt="bin"``
+    writes pytorch_model-0000k-of-0000n.bin (torch zip, float16) instead, as older repos have."""
     folder.mkdir(parents=True)
     p = model.params
     tensors = hf_tensors(model)
@@ -218,11 +220,18 @@ def write_hf(folder: Path, model: TinyLlama, tokenizer: Path, *, n_shards: int =
     groups = np.array_split(np.arange(len(names)), n_shards)
     weight_map = {}
     for k, group in enumerate(groups, 1):
-        shard = f"model-{k:05d}-of-{n_shards:05d}.safetensors"
-        write_safetensors(folder / shard, {names[i]: tensors[names[i]] for i in group})
+        part = {names[i]: tensors[names[i]] for i in group}
+        if fmt == "bin":
+            shard = f"pytorch_model-{k:05d}-of-{n_shards:05d}.bin"
+            write_pth(folder / shard, {n: RawTensor.of("F16", v.astype(np.float16))
+                                       for n, v in part.items()})
+        else:
+            shard = f"model-{k:05d}-of-{n_shards:05d}.safetensors"
+            write_safetensors(folder / shard, part)
         weight_map |= {names[i]: shard for i in group}
     index = {"metadata": {}, "weight_map": weight_map}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    index_name = "pytorch_model.bin.index.json" if fmt == "bin" else "model.safetensors.index.json"
+    (folder / index_name).write_text(json.dumps(index))
     dim = int(p["dim"])  # type: ignore[call-overload]
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": dim,

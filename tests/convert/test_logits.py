@@ -61,6 +61,23 @@ def test_f16_logits_match_metas_forward_pass_at_every_position(
     assert matches_meta(got, reference)
 
 
+def test_pytorch_model_bin_shards_convert_the_same(tiny_model: ck.TinyLlama, tokenizer_model: Path,
+                                                   tmp_path: Path, prompt: list[int],
+                                                   reference: np.ndarray) -> None:
+    """Older transformers repos ship pytorch_model-*.bin (torch zip) instead of safetensors."""
+    from app.convert.layout import find_checkpoint
+    from app.convert.pipeline import convert
+    from app.convert.progress import Reporter
+
+    folder = ck.write_hf(tmp_path / "bin", tiny_model, tokenizer_model, fmt="bin")
+    ckpt = find_checkpoint(folder)
+    assert [p.name for p in ckpt.weights] == ["pytorch_model-00001-of-00002.bin",
+                                              "pytorch_model-00002-of-00002.bin"]
+    out = tmp_path / "bin.gguf"
+    convert(ckpt, out, "F16", name="bin", reporter=Reporter())
+    assert matches_meta(llama_logits(out, prompt), reference)
+
+
 def test_a_converter_without_the_qk_permutation_fails_the_check(
         converted: Callable[..., Path], prompt: list[int], reference: np.ndarray) -> None:
     """Proof that the logits test catches a forgotten un-permute of HF's q_proj/k_proj rows."""
