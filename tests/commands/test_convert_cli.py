@@ -165,3 +165,52 @@ def test_models_import_folder_in_a_subprocess(hf_folder: Path, tmp_path: Path) -
     assert "[quantize]" in proc.stderr and "Installed 'Llama-2-tiny-chat-hf (converted, Q4_K_M)'" \
         in proc.stdout
     assert list((home / "data" / "models").glob("*.gguf")) != []
+
+
+def _md5_mismatch(folder: Path) -> None:
+    shard = folder / "consolidated.01.pth"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 1
+    shard.write_bytes(bytes(data))
+
+
+def _missing_shard(folder: Path) -> None:
+    (folder / "consolidated.01.pth").unlink()
+
+
+def _params_disagree(folder: Path) -> None:
+    import json
+
+    (folder / "checklist.chk").unlink()
+    params = json.loads((folder / "params.json").read_text())
+    (folder / "params.json").write_text(json.dumps({**params, "n_heads": 8}))
+
+
+def _hostile_pickle(folder: Path) -> None:
+    import numpy as np
+
+    from tests.convert.torchzip import RawTensor, write_pth
+
+    (folder / "checklist.chk").unlink()
+    write_pth(folder / "consolidated.00.pth", {"w": RawTensor.of("F32", np.ones(2, np.float32))},
+              extra_global=("builtins", "exec"))
+
+
+@pytest.mark.parametrize("spoil,expected", [
+    (_md5_mismatch, "does not match checklist.chk"),
+    (_missing_shard, "Missing shard consolidated.01.pth"),
+    (_params_disagree, "do not belong together"),
+    (_hostile_pickle, "asks for builtins.exec"),
+])
+def test_every_bad_folder_is_one_line_and_installs_nothing(
+        spoil: object, expected: str, capsys: pytest.CaptureFixture[str], meta_folder: Path,
+        tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(meta_folder.parent, tmp_path / "dl")) / meta_folder.name
+    spoil(folder)  # type: ignore[operator]
+    code, out, err = run(capsys, "models", "import", str(folder), "--quant", "Q8_0")
+    assert code == 1 and out == ""
+    [line] = [ln for ln in err.splitlines() if ln.startswith("llama-desk: error:")]
+    assert expected in line and "Traceback" not in err
+    assert registered() == [] and list(paths.models_dir().iterdir()) == []
