@@ -235,7 +235,7 @@ def plan_for(file: CatalogueFile, n_ctx: int, hardware: Hardware) -> Plan | None
 # machine was shared): the converter writes ~CONVERT_MBPS of F16 GGUF per second from float16
 # safetensors; llama.cpp's quantizer reads ~QUANTIZE_MBPS_PER_CORE of F16 per second and core
 # (K-quants search each block's scales, the older types do not). Only for the time shown.
-CONVERT_MBPS = 300.0
+CONVERT_MBPS = 250.0
 QUANTIZE_MBPS_PER_CORE = {"K": 7.0, "other": 35.0}
 
 

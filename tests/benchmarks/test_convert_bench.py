@@ -1,4 +1,4 @@
-"""Conversion throughput and peak memory on a generated ~300 MB checkpoint, next to a file copy.
+"""Conversion throughput and peak memory on a generated ~400 MB checkpoint, next to a file copy.
 
 llama.cpp's own convert_hf_to_gguf.py imports torch, which is not installed here (and is not a
 dependency of Llama Desk), so it cannot run side by side; plain file copy is the floor instead.
@@ -20,7 +20,10 @@ import pytest
 from tests.convert import checkpoints as ck
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPE = {"dim": 1024, "n_layers": 14, "n_heads": 16, "n_kv_heads": 4, "multiple_of": 256}
+# Llama-2's 32,000-token vocabulary makes the embedding and output the largest tensors (64 MB
+# each as f16), as in the real models; the embedding is merged column-wise from Meta's shards.
+SHAPE = {"dim": 1024, "n_layers": 12, "n_heads": 16, "n_kv_heads": 4, "multiple_of": 256}
+N_VOCAB = 32000
 ROUNDS = 3
 # Peak RSS is read in the child (VmHWM): a forked child's ru_maxrss starts at its parent's.
 CHILD = """
@@ -50,8 +53,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     root = tmp_path_factory.mktemp("convert-bench")
     tok = ck.train_tokenizer(root / "tokenizer.model")
-    n_vocab = sentencepiece.SentencePieceProcessor(model_file=str(tok)).vocab_size()
-    model = ck.random_llama(n_vocab, **SHAPE)
+    assert sentencepiece.SentencePieceProcessor(model_file=str(tok)).vocab_size() < N_VOCAB
+    model = ck.random_llama(N_VOCAB, **SHAPE)  # rows past the tokenizer's pieces become [PADn]
     hf = ck.write_hf(root / "hf", model, tok, n_shards=2)
     meta = ck.write_meta(root / "meta", model, tok, n_shards=2)
     biggest = max(v.size for v in model.weights.values()) * 2  # bytes as f16
