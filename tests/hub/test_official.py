@@ -143,14 +143,16 @@ def test_keep_source_keeps_the_download_and_the_f16_intermediate(fake_hub: FakeH
     assert not any(name.endswith(".part") for name in kept)
 
 
-def test_pause_keeps_the_download_and_resume_continues_with_a_range_request(
+def test_pause_keeps_the_download_and_resume_continues_where_it_stopped(
         fake_hub: FakeHub, hf_folder: Path) -> None:
     serve_checkpoint(fake_hub, HF_REPO, hf_folder)
     grant(fake_hub, HF_REPO)
     jobs = manager()
     paused: list[str] = []
+    messages: list[str] = []
 
     def pause_in_the_big_shard(snap: ConvertSnapshot) -> None:
+        messages.append(snap.message)
         if snap.state is ConvertState.DOWNLOADING and snap.done > 2_000_000 and not paused:
             paused.append(snap.job_id)
             jobs.pause(snap.job_id)
@@ -159,13 +161,20 @@ def test_pause_keeps_the_download_and_resume_continues_with_a_range_request(
     job = jobs.add_repo(HF_REPO, "Q8_0")
     snap = jobs.wait(job, timeout=60)
     assert snap.state is ConvertState.PAUSED
-    parts = list(source_dir(HF_REPO).glob("*.part"))
-    assert parts and registered() == []
+    kept = {p.name for p in source_dir(HF_REPO).iterdir()}
+    assert "model-00001-of-00002.safetensors" in kept  # finished files stay verified
+    assert "model-00002-of-00002.safetensors.part" in kept  # the one in flight stays partial
+    assert registered() == []
+    served_before = fake_hub.body_bytes
     jobs.resume(job)
     snap = jobs.wait(job, timeout=120)
     jobs.shutdown()
     assert snap.state is ConvertState.DONE, snap.error
-    assert any("Range" in r.headers for r in fake_hub.log("GET"))
+    assert any(m.startswith("Resuming model-00002-of-00002.safetensors at") for m in messages)
+    resent = fake_hub.body_bytes - served_before
+    assert resent < (hf_folder / "model-00002-of-00002.safetensors").stat().st_size
+    if resent:  # the partial was not complete yet: the rest came with a Range request
+        assert any("Range" in r.headers for r in fake_hub.log("GET"))
     assert len(registered()) == 1
 
 
