@@ -22,8 +22,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("repo", help="Hub repo id, e.g. TheBloke/Llama-2-7B-Chat-GGUF")
     parser.add_argument("file", nargs="?", help="file name in the repo (default: --quant)")
-    parser.add_argument("--quant", help="pick the file by quantization (default Q4_K_M)")
+    parser.add_argument("--quant", help="pick the file by quantization (default Q4_K_M); for "
+                        "official weights, the quantization to convert to (F16, Q8_0, Q6_K, "
+                        "Q5_K_M, Q5_K_S, Q5_0, Q4_K_M, Q4_K_S, Q4_0, Q3_K_M, Q2_K)")
     parser.add_argument("--revision", default="main", help="branch, tag or commit")
+    parser.add_argument("--keep-source", action="store_true",
+                        help="official weights: keep the downloaded checkpoint and the F16 file")
     parser.set_defaults(func=run)
 
 
@@ -77,6 +81,7 @@ class ProgressBar:
 
 def run(args: argparse.Namespace) -> int:
     from app.hub import catalogue, token_store
+    from app.hub.errors import NotFoundError
     from app.hub.fetch import filename_for_quant
     from app.hub.manager import DownloadManager, JobState
 
@@ -87,7 +92,17 @@ def run(args: argparse.Namespace) -> int:
     if args.file and args.quant:
         raise UserError("Give either a FILE or --quant, not both.")
     token = token_store.get_token()
-    filename = args.file or filename_for_quant(repo, args.quant or catalogue.DEFAULT_QUANT, token)
+    if not args.file and catalogue.official(repo) is not None:
+        return _convert(repo, args)
+    try:
+        filename = args.file or filename_for_quant(repo, args.quant or catalogue.DEFAULT_QUANT,
+                                                   token)
+    except NotFoundError:
+        from app.hub.official import inspect_repo
+
+        if args.file or inspect_repo(repo, token=token, revision=args.revision) is None:
+            raise
+        return _convert(repo, args)
     known = catalogue.find(repo, filename=filename)
     if known is not None:
         from app.engine import hardware
@@ -113,3 +128,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(snap.error or f"Download {snap.state.value}.")
     print(f"Downloaded and verified {snap.path}")
     return 0
+
+
+def _convert(repo: str, args: argparse.Namespace) -> int:
+    """Official weights: download the checkpoint, convert, quantize, verify, register."""
+    from app.commands.convert_progress import StageProgress, run_job
+    from app.convert.quantize import DEFAULT_QUANT, parse_quant
+    from app.hub.convert_jobs import ConvertManager
+    from app.hub.official import describe_official
+
+    quant = parse_quant(args.quant or DEFAULT_QUANT)
+    for line in describe_official(repo, quant):
+        print(line, file=sys.stderr)
+    bar = StageProgress(sys.stderr)
+    manager = ConvertManager(on_update=bar.update)
+    job = manager.add_repo(repo, quant, keep_source=args.keep_source, revision=args.revision)
+    return run_job(manager, job, bar, resumable=True)

@@ -20,9 +20,14 @@ def register(sub: Any) -> None:
                         help="fetch exact sizes and sha256 from the Hub (network)")
     parser.add_argument("--ctx", type=int, default=4096, help="context size to plan for")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
-    imp = actions.add_parser("import", help="add a local .gguf (validated, used in place)")
+    imp = actions.add_parser(
+        "import", help="add a local .gguf (validated, used in place), or convert a checkpoint "
+        "folder (Hugging Face or Meta's download.sh layout) into the models folder")
     imp.add_argument("path")
     imp.add_argument("--name", help="display name (default: the file name)")
+    imp.add_argument("--quant", help="checkpoint folders: the quantization to convert to "
+                     "(default Q4_K_M; F16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_0, Q4_K_M, Q4_K_S, "
+                     "Q4_0, Q3_K_M, Q2_K)")
     rem = actions.add_parser("remove", help="remove an installed model (deletes downloads only)")
     rem.add_argument("name")
     files = actions.add_parser("files", help="list a Hub repo's .gguf files with verdicts (network)")
@@ -67,6 +72,7 @@ def _list(args: argparse.Namespace) -> int:
     for model in catalogue.catalogue():
         print(f"\n  {model.title} - {model.repo_id}")
         _print_files(list(model.files), args.ctx, hw, names)
+    _print_official()
     print("\nInstalled:")
     for m in models:
         if not m.exists:
@@ -89,13 +95,20 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         return _list(args)
     if action == "import":
+        from pathlib import Path
+
+        if Path(args.path).expanduser().is_dir():
+            return _convert_folder(args)
+        if args.quant:
+            raise UserError("--quant applies to checkpoint folders; a .gguf file is imported as "
+                            "it is.")
         model = installed.import_model(args.path, args.name)
         print(f"Imported {model.name!r} ({model.quantization}, {format_size(model.size_bytes)}) "
               f"from {model.path}; the file stays where it is.")
         return 0
     if action == "remove":
         model = installed.remove_model(args.name)
-        what = "deleted" if model.source == "hub" else "forgotten (the file was left in place)"
+        what = "deleted" if model.owns_file else "forgotten (the file was left in place)"
         print(f"Removed {model.name!r}: {model.path} {what}.")
         return 0
     from app.engine import hardware
@@ -108,3 +121,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.repo}: download one with `llama-desk download {args.repo} FILE`")
     _print_files(files, args.ctx, hardware.detect(), {m.path.name for m in installed.list_installed()})
     return 0
+
+
+def _convert_folder(args: argparse.Namespace) -> int:
+    """A Hugging Face or Meta checkpoint folder -> a GGUF in the models folder (folder untouched)."""
+    from app.commands.convert_progress import StageProgress, run_job
+    from app.convert.layout import find_checkpoint
+    from app.convert.quantize import DEFAULT_QUANT, parse_quant
+    from app.hub.convert_jobs import ConvertManager
+
+    quant = parse_quant(args.quant or DEFAULT_QUANT)
+    ckpt = find_checkpoint(args.path)  # a clear line before any work starts
+    bar = StageProgress(sys.stderr)
+    manager = ConvertManager(token=lambda: None, on_update=bar.update)
+    job = manager.add_folder(ckpt.folder, quant, name=args.name)
+    return run_job(manager, job, bar, resumable=False)
+
+
+def _print_official() -> None:
+    """The gated meta-llama repos, converted to GGUF on this machine after download."""
+    from app.hub import catalogue
+    from app.hub.official import describe_official
+    from app.units import format_size
+
+    print("\n  Official Meta weights (downloaded, then converted and quantized here; "
+          "`llama-desk download REPO --quant Q`):")
+    for m in catalogue.official_models():
+        print(f"    {m.title}: {catalogue.OFFICIAL_NOTE} - {m.repo_id}")
+        print(f"      {m.page}  ~{format_size(m.source_bytes)} download, "
+              f"~{format_size(m.result_bytes(catalogue.DEFAULT_QUANT))} as {catalogue.DEFAULT_QUANT}")
+    print("    " + describe_official("", catalogue.DEFAULT_QUANT)[-1])

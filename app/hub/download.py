@@ -56,6 +56,12 @@ class Control:
         with self._lock:
             self._stop = None
 
+    @property
+    def stop_reason(self) -> str | None:
+        """"paused" or "cancelled" once asked for, else None."""
+        with self._lock:
+            return self._stop
+
     def check(self) -> None:
         if self._stop:
             raise DownloadStopped(self._stop)

@@ -29,7 +29,7 @@ class InstalledModel:
     path: Path
     size_bytes: int
     quantization: str
-    source: str  # "built-in", "hub", "imported" or "path"
+    source: str  # "built-in", "hub", "converted", "imported" or "path"
     repo_id: str | None = None
     filename: str | None = None
     sha256: str | None = None
@@ -48,7 +48,14 @@ class InstalledModel:
         """Where it came from, for a table cell."""
         if self.source == "hub" and self.repo_id:
             return f"{self.repo_id}"
+        if self.source == "converted":
+            return f"converted from {self.repo_id or Path(self.filename or '?').name}"
         return self.source
+
+    @property
+    def owns_file(self) -> bool:
+        """Whether the app made the file (a download or a conversion) and so deletes it on removal."""
+        return self.source in ("hub", "converted")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,6 +136,13 @@ def add_download(path: Path, *, repo_id: str, filename: str, quantization: str,
                               filename, sha256))
 
 
+def add_converted(path: Path, *, name: str, quantization: str, repo_id: str | None,
+                  source_folder: Path | None) -> InstalledModel:
+    """Register a GGUF the converter wrote into the models folder (deleted again on removal)."""
+    return add(InstalledModel(name, path, path.stat().st_size, quantization, "converted", repo_id,
+                              str(source_folder) if source_folder else None))
+
+
 def import_model(path: str | Path, name: str | None = None) -> InstalledModel:
     """Register a local .gguf in place (validated like the engine does; never copied)."""
     from app.engine.modelfile import check_model_file
@@ -150,7 +164,7 @@ def remove_model(name: str) -> InstalledModel:
         raise UserError(f"{target.name} is built in and cannot be removed.")
     with _lock:
         _write([m for m in _read() if m.path != target.path])
-    if target.source == "hub":
+    if target.owns_file:
         with contextlib.suppress(FileNotFoundError):
             target.path.unlink()
     return target

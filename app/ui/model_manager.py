@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from PySide6.QtGui import QShowEvent
 
     from app.hub.catalogue import CatalogueFile
+    from app.hub.convert_jobs import ConvertManager
     from app.hub.installed import InstalledModel
     from app.hub.manager import DownloadManager, JobSnapshot
     from app.settings import AppSettings
@@ -52,12 +53,15 @@ def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]
 class ModelManager(QDialog):
     """Opened by “Get models…”. Network and disk work run in background threads."""
 
+    DATA_ROLE = DATA
+
     installed_changed = Signal()
     use_model = Signal(str)  # path
     _snapshot = Signal(object)  # JobSnapshot, from the download thread (queued to this thread)
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
-                 manager: DownloadManager | None = None) -> None:
+                 manager: DownloadManager | None = None,
+                 converter: ConvertManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.settings = settings
@@ -85,10 +89,13 @@ class ModelManager(QDialog):
         import_button.clicked.connect(self.ask_import)
         token_button = QPushButton("Hugging Face token…", self)
         token_button.clicked.connect(self.open_token_dialog)
+        from app.ui.conversions import Conversions, folder_button
+
+        self.conversions = Conversions(self, converter)  # official weights, converted here
         close = QPushButton("Close", self)
         close.clicked.connect(self.hide)
         row = QHBoxLayout()
-        for button in (add_repo, import_button, token_button):
+        for button in (add_repo, import_button, folder_button(self, self.conversions), token_button):
             row.addWidget(button)
         row.addStretch(1)
         row.addWidget(close)
@@ -193,6 +200,7 @@ class ModelManager(QDialog):
                 files.append(f)
             self.tree.addTopLevelItem(top)
             top.setExpanded(model.size_class == "7B")
+        files += self.conversions.populate(self.tree, self.verdicts)
         n_ctx = self.n_ctx
         run_in_background(lambda: catalogue_verdicts(files, n_ctx), self._got_verdicts)
 
@@ -211,6 +219,8 @@ class ModelManager(QDialog):
         data = item.data(0, DATA) if item is not None else None
         if not data:
             self.show_message("Choose a quantization (for example Q4_K_M under Llama-2 7B chat).")
+            return
+        if self.conversions.start_selected(data):
             return
         self.start_download(*data)
 
@@ -362,6 +372,9 @@ class ModelManager(QDialog):
             self.refresh_installed()
             self.installed_changed.emit()
 
+    def cell(self, row: int, col: int) -> QTableWidgetItem:
+        return self._cell(row, col)
+
     def _cell(self, row: int, col: int) -> QTableWidgetItem:
         item = self.table.item(row, col)
         if item is None:
@@ -370,15 +383,18 @@ class ModelManager(QDialog):
         return item
 
     def job_state(self, job_id: str) -> str:
-        row = self.rows.get(job_id)
+        row = self.rows.get(job_id, self.conversions.rows.get(job_id))
         return "" if row is None else self._cell(row, 4).text()
 
     def _job_action(self, action: str) -> None:
         row = self.table.currentRow()
         item = self.table.item(row, 0) if row >= 0 else None
-        if item is not None:
+        if item is not None and self.conversions.owns(item.data(DATA)):
+            self.conversions.action(item.data(DATA), action)
+        elif item is not None:
             getattr(self.downloads, action)(item.data(DATA))
 
     def shutdown(self) -> None:
         """Pause running downloads (partials are kept for resuming) and stop their thread."""
         self.downloads.shutdown(timeout=5.0)
+        self.conversions.shutdown()
