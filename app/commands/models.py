@@ -125,17 +125,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _convert_folder(args: argparse.Namespace) -> int:
     """A Hugging Face or Meta checkpoint folder -> a GGUF in the models folder (folder untouched)."""
-    from app.commands.convert_progress import StageProgress, run_job
+    from app.commands.progress import ProgressLines, installed_line, run_job
     from app.convert.layout import find_checkpoint
     from app.convert.quantize import DEFAULT_QUANT, parse_quant
     from app.hub.convert_jobs import ConvertManager
 
     quant = parse_quant(args.quant or DEFAULT_QUANT)
     ckpt = find_checkpoint(args.path)  # a clear line before any work starts
-    bar = StageProgress(sys.stderr)
+    bar = ProgressLines(sys.stderr)
     manager = ConvertManager(token=lambda: None, on_update=bar.update)
     job = manager.add_folder(ckpt.folder, quant, name=args.name)
-    return run_job(manager, job, bar, resumable=False)
+    return run_job(manager, job, bar, resumable=False, done=installed_line,
+                   stopped="Stopped; nothing was installed.")
 
 
 def _print_official() -> None:

@@ -284,3 +284,26 @@ def plan_meta(ckpt: Checkpoint) -> Plan:
 
 def plan(ckpt: Checkpoint) -> Plan:
     return plan_hf(ckpt) if ckpt.kind == HF else plan_meta(ckpt)
+
+
+def meta_sizes(params_json: Path, tokenizer_model: Path) -> tuple[int, int]:
+    """(bytes of Meta's bfloat16 shards, bytes of the F16 GGUF) that params.json implies.
+
+    Known before the weights are downloaded, for the disk check and the progress total.
+    """
+    from app.convert.vocab import _processor
+
+    params = read_json(params_json, "model parameters (params.json)")
+    dim, n_head = _int(params, "dim", params_json), _int(params, "n_heads", params_json)
+    vocab = params.get("vocab_size")
+    n_vocab = vocab if isinstance(vocab, int) and vocab > 0 else \
+        int(_processor(tokenizer_model).vocab_size())
+    ff = _meta_ff(params, dim)
+    if ff is None:
+        raise ConvertError(f"{params_json} has no valid 'multiple_of'; download it again.")
+    hp = Hparams(n_vocab, dim, _int(params, "n_layers", params_json), n_head,
+                 int(params.get("n_kv_heads") or n_head), ff, meta_n_ctx(params), 1e-5, 1e4)
+    _check_heads(hp, params_json)
+    shapes = list(expected_shapes(hp).values())
+    source = sum(2 * math.prod(s) for s in shapes)
+    return source, sum(math.prod(s) * (2 if len(s) > 1 else 4) for s in shapes)

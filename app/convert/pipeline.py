@@ -88,11 +88,12 @@ def verify_result(path: Path, plan: model.Plan, quant: str) -> ModelFileInfo:
 
 def convert(ckpt: Checkpoint, out: Path, quant: str, *, name: str, reporter: Reporter,
             work_dir: Path | None = None, keep_intermediate: bool = False,
-            unpermute: bool = True) -> ModelFileInfo:
+            unpermute: bool = True, verify_md5: bool = True) -> ModelFileInfo:
     """Convert ``ckpt`` to ``out`` (a GGUF in ``quant``); nothing is left behind on failure.
 
     The F16 intermediate goes to ``work_dir`` (default: beside ``out``) and is deleted at the
     end unless ``keep_intermediate``. ``out`` only appears once the result has been verified.
+    ``verify_md5=False`` skips the checklist pass for files md5-checked as they downloaded.
     """
     plan = model.plan(ckpt)
     vocab = load_vocab(ckpt.tokenizer, ckpt.tokenizer_config, plan.hparams.n_vocab)
@@ -104,7 +105,8 @@ def convert(ckpt: Checkpoint, out: Path, quant: str, *, name: str, reporter: Rep
         check_disk(out.parent, [("for the F16 intermediate", f16),
                                 (f"for the {quant} result", result_bytes(f16, quant))],
                    f"convert {ckpt.folder.name} to {quant}")
-    verify_checksums(ckpt, reporter)
+    if verify_md5:
+        verify_checksums(ckpt, reporter)
     part = out.with_name(out.name + ".part")
     f16_part = part if quant == "F16" else work_dir / f"{out.stem}.F16.gguf.part"
     try:

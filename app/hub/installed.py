@@ -19,6 +19,8 @@ from app.errors import UserError
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+# Files kept beside a model and deleted with it: Meta's licence and use policy.
+SIDECARS = (".LICENSE", ".USE_POLICY.md")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class InstalledModel:
         """Where it came from, for a table cell."""
         if self.source == "hub" and self.repo_id:
             return f"{self.repo_id}"
+        if self.source == "converted" and (self.repo_id or "").startswith("meta:"):
+            return f"converted from Meta's download ({(self.repo_id or '').removeprefix('meta:')})"
         if self.source == "converted":
             return f"converted from {self.repo_id or Path(self.filename or '?').name}"
         return self.source
@@ -165,8 +169,10 @@ def remove_model(name: str) -> InstalledModel:
     with _lock:
         _write([m for m in _read() if m.path != target.path])
     if target.owns_file:
-        with contextlib.suppress(FileNotFoundError):
-            target.path.unlink()
+        stem = target.path.name.removesuffix(".gguf")
+        for path in (target.path, *(target.path.with_name(stem + s) for s in SIDECARS)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
     return target
 
 

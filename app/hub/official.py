@@ -9,7 +9,7 @@ import logging
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +212,9 @@ def _early_config_check(config: Path) -> None:
 
 def _convert_and_register(ckpt: Checkpoint, quant: str, *, source: str, official: bool,
                           repo_id: str | None, folder: Path | None, reporter: Reporter,
-                          keep_intermediate: bool, name: str | None = None) -> InstalledModel:
+                          keep_intermediate: bool, name: str | None = None,
+                          label: str | None = None, verify_md5: bool = True) -> InstalledModel:
+    """Convert into ``<models>/<source>.<label>.<quant>.gguf`` (label: official / converted)."""
     from app.hub import installed
 
     def owner(m: InstalledModel) -> bool:
@@ -220,14 +222,29 @@ def _convert_and_register(ckpt: Checkpoint, quant: str, *, source: str, official
             (repo_id is not None and m.repo_id == repo_id)
             or (folder is not None and m.filename == str(folder)))
 
-    stem = _slug(source.rsplit("/", 1)[-1]) + (".official" if official else ".converted")
-    out = _output_path(stem, quant, owner)
+    label = label or ("official" if official else "converted")
+    out = _output_path(f"{_slug(source.rsplit('/', 1)[-1])}.{label}", quant, owner)
     name = name or display_name(source, quant, official=official)
     convert(ckpt, out, quant, name=name, reporter=reporter,
             work_dir=ckpt.folder if repo_id else paths.models_dir(),
-            keep_intermediate=keep_intermediate)
+            keep_intermediate=keep_intermediate, verify_md5=verify_md5)
     return installed.add_converted(out, name=name, quantization=quant, repo_id=repo_id,
                                    source_folder=folder)
+
+
+@contextlib.contextmanager
+def stopping(control: Control, on_cancel: Callable[[], None]) -> Iterator[None]:
+    """A pause or cancel anywhere in a job (a download or the converter) leaves as
+    DownloadStopped with the reason asked for; a cancel first runs ``on_cancel``."""
+    try:
+        yield
+    except (DownloadStopped, ConvertCancelled) as stop:
+        reason = control.stop_reason or "cancelled"
+        if reason == "cancelled":
+            on_cancel()
+        if isinstance(stop, DownloadStopped) and stop.reason == reason:
+            raise
+        raise DownloadStopped(reason) from stop
 
 
 def install_from_hub(remote: RemoteCheckpoint, quant: str, *, token: str | None,
@@ -257,19 +274,12 @@ def install_from_hub(remote: RemoteCheckpoint, quant: str, *, token: str | None,
     needs.append((f"for the {quant} result", result_bytes(f16, quant)))
     check_disk(paths.models_dir(), needs, f"download and convert {remote.repo_id} to {quant}")
     official = remote.repo_id.lower().startswith("meta-llama/")
-    try:
+    with stopping(control, lambda: remove_sources(remote.repo_id)):
         _download(remote, folder, token=token, control=control, reporter=reporter,
                   retry=retry or RetryPolicy.from_env(), on_notice=notice)
         model = _convert_and_register(find_checkpoint(folder), quant, source=remote.repo_id,
                                       official=official, repo_id=remote.repo_id, folder=None,
                                       reporter=reporter, keep_intermediate=keep_source)
-    except (DownloadStopped, ConvertCancelled) as stop:
-        reason = control.stop_reason or "cancelled"
-        if reason == "cancelled":
-            remove_sources(remote.repo_id)
-        if isinstance(stop, DownloadStopped) and stop.reason == reason:
-            raise
-        raise DownloadStopped(reason) from stop
     if keep_source:
         notice(f"Kept the downloaded files in {folder}.")
     else:
