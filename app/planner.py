@@ -6,17 +6,20 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from app.hardware import GIB, Hardware
 
 if TYPE_CHECKING:
     from app.engine.modelfile import ModelFileInfo
+    from app.engine.rpc import WorkerInfo
 
 MIB = 1024**2
 # Kept free on the GPU for the driver's context and fragmentation, and in RAM for the app itself.
 GPU_RESERVE = 512 * MIB
 RAM_RESERVE = 512 * MIB
+WORKER_RESERVE = 512 * MIB  # per RPC worker: its own process, its compute buffer's slack
 COMPUTE_BASE = 64 * MIB
 DEFAULT_BATCH = 512
 
@@ -136,9 +139,10 @@ class Plan:
     weights_bytes: int
     kv_bytes: int
     compute_bytes: int
-    gpu_budget: int
+    gpu_budget: int  # GPU + RPC workers
     ram_budget: int
     message: str
+    workers: int = 0  # RPC workers counted
 
     @property
     def total_bytes(self) -> int:
@@ -147,8 +151,11 @@ class Plan:
     @property
     def short(self) -> str:
         """A table cell: "fits on GPU", "partial 52/80", "CPU only (slow)", "won't fit"."""
+        where = "workers" if self.workers else "GPU"
         if self.verdict is Verdict.PARTIAL:
-            return f"partial {self.gpu_layers}/{self.n_layers} on GPU"
+            return f"partial {self.gpu_layers}/{self.n_layers} on {where}"
+        if self.verdict is Verdict.FITS_GPU and self.workers:
+            return "fits on workers"
         return self.verdict.value
 
 
@@ -157,38 +164,53 @@ def gib(n: int | float) -> str:
 
 
 def plan(
-    model: ModelShape, n_ctx: int, hardware: Hardware, *, kv_bytes_per_element: float = 2.0
+    model: ModelShape, n_ctx: int, hardware: Hardware, *, kv_bytes_per_element: float = 2.0,
+    workers: Sequence[WorkerInfo] = (),
 ) -> Plan:
-    """Decide GPU / partial / CPU / won't fit for ``model`` at ``n_ctx`` tokens on ``hardware``."""
+    """Decide GPU / partial / CPU / won't fit for ``model`` at ``n_ctx`` tokens on ``hardware``.
+
+    ``workers`` are llama.cpp RPC workers (what each reported): llama.cpp treats their devices like
+    GPUs, so their free memory adds to the offload budget ("GPU" below means GPU + workers).
+    """
     n_ctx = max(1, int(n_ctx))
     weights = model.weights_bytes
     kv = kv_cache_bytes(model, n_ctx, kv_bytes_per_element)
     compute = compute_bytes(model, n_ctx)
     total = weights + kv + compute
-    gpu = max(0, hardware.gpu_budget - GPU_RESERVE) if hardware.gpu_budget else 0
+    local_gpu = max(0, hardware.gpu_budget - GPU_RESERVE) if hardware.gpu_budget else 0
+    remote = sum(max(0, w.free_bytes - WORKER_RESERVE) for w in workers)
+    gpu = local_gpu + remote
     ram = max(0, hardware.ram_available - RAM_RESERVE)
     n_layers = model.n_layers
     need = (
         f"needs {gib(total)} (weights {gib(weights)} + KV cache {gib(kv)} + compute "
         f"{gib(compute)}) at {n_ctx:,} tokens"
     )
+    where = "GPU"
+    usable = f"{gib(gpu)} GPU memory usable"
+    if workers:
+        where = f"GPU + {len(workers)} RPC workers" if local_gpu else f"{len(workers)} RPC workers"
+        usable = (f"{gib(remote)} usable on {len(workers)} RPC workers"
+                  + (f" + {gib(local_gpu)} GPU" if local_gpu else ""))
 
     def make(verdict: Verdict, layers: int, message: str) -> Plan:
-        return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message)
+        return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message,
+                    len(workers))
 
-    if gpu and total <= gpu and (not hardware.unified_memory or total <= ram):
-        return make(Verdict.FITS_GPU, -1, f"Fits on GPU: {need}; {gib(gpu)} GPU memory usable.")
+    # On unified memory (Apple) what is not on the workers shares RAM with the CPU.
+    if gpu and total <= gpu and (not hardware.unified_memory or max(0, total - remote) <= ram):
+        return make(Verdict.FITS_GPU, -1, f"Fits on {where}: {need}; {usable}.")
     per_layer = model.layer_bytes() + kv // max(1, n_layers)
     if gpu > compute + per_layer and n_layers > 0:
         layers = min(n_layers, (gpu - compute) // per_layer)
         on_gpu = layers * per_layer + compute
         cpu_need = model.outside_bytes() + (n_layers - layers) * per_layer + COMPUTE_BASE
-        cpu_room = ram - on_gpu if hardware.unified_memory else ram
+        cpu_room = ram - max(0, on_gpu - remote) if hardware.unified_memory else ram
         if cpu_need <= cpu_room:
             return make(
                 Verdict.PARTIAL, int(layers),
-                f"Partial offload: {layers} of {n_layers} layers on GPU ({gib(on_gpu)} of "
-                f"{gib(gpu)} usable), the rest in RAM ({gib(cpu_need)} of {gib(cpu_room)} "
+                f"Partial offload: {layers} of {n_layers} layers on {where} ({gib(on_gpu)}; "
+                f"{usable}), the rest in RAM ({gib(cpu_need)} of {gib(cpu_room)} "
                 f"free); {need}.",
             )
     if total <= ram:
@@ -197,7 +219,9 @@ def plan(
             Verdict.CPU_ONLY, 0,
             f"CPU only (slow): {need}; {gib(ram)} RAM free, {why}.",
         )
-    room = f"{gib(ram)} RAM" + (f" + {gib(gpu)} GPU" if gpu and not hardware.unified_memory else "")
+    room = f"{gib(ram)} RAM" + (f" + {gib(local_gpu)} GPU" if local_gpu and not hardware.unified_memory
+                                else "")
+    room += f" + {gib(remote)} on {len(workers)} RPC workers" if workers else ""
     return make(
         Verdict.WONT_FIT, 0,
         f"Won't fit: {need}, but only {room} is free; pick a smaller quantization or model, "
@@ -205,9 +229,10 @@ def plan(
     )
 
 
-def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> Plan:
+def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None,
+                  workers: Sequence[WorkerInfo] = ()) -> Plan:
     """Plan for a local GGUF from its header (parsed once per file version: installed's cache)."""
     from app import hardware as hw
     from app.hub import installed
 
-    return plan(installed.shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+    return plan(installed.shape_of_file(Path(path)), n_ctx, hardware or hw.detect(), workers=workers)

@@ -33,8 +33,13 @@ class LoadOptions:
     flash_attn: bool = False
     use_mmap: bool = True
     prompt_format: str = "auto"
+    # llama.cpp RPC workers ("host:port") whose devices take layers; see app/engine/rpc.py.
+    rpc_servers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from app.engine.rpc import parse_endpoints
+
+        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
         if not 256 <= self.n_ctx <= 1_048_576:
             raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
         if not 1 <= self.n_batch <= 65_536:
@@ -72,11 +77,14 @@ class _Vocab:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
 
-def plan_gpu_layers(info: ModelFileInfo, n_ctx: int) -> int:
-    """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
+def plan_gpu_layers(info: ModelFileInfo, n_ctx: int, rpc_servers: Sequence[str] = ()) -> int:
+    """GPU layers for 'auto', from the memory planner (RPC workers' memory counted); refuses a
+    model that cannot fit at all."""
     from app import hardware, planner
+    from app.engine.rpc import probe_all
 
-    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect())
+    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect(),
+                        workers=probe_all(rpc_servers))
     log.info("memory plan for %s: %s", info.path.name, plan.message)
     if plan.verdict is planner.Verdict.WONT_FIT:
         raise ModelTooLargeError(
@@ -91,6 +99,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     import llama_cpp
 
     from app import logs
+    from app.engine import rpc
 
     logs.route_llama_cpp_logs()
     kwargs: dict[str, Any] = dict(
@@ -100,6 +109,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     )
     if options.n_threads is not None:
         kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads
+    rpc.use_workers(options.rpc_servers)  # llama-cpp-python ignores rpc_servers=
     return llama_cpp.Llama(**kwargs)
 
 
@@ -137,7 +147,7 @@ class Engine:
         self.close()
         layers = options.n_gpu_layers
         if layers is None:
-            layers = plan_gpu_layers(file_info, options.n_ctx)
+            layers = plan_gpu_layers(file_info, options.n_ctx, options.rpc_servers)
         started = time.perf_counter()
         try:
             llm = load_llama(file_info.path, options, layers)
