@@ -188,10 +188,10 @@ def plan(
     )
     where = "GPU"
     usable = f"{gib(gpu)} GPU memory usable"
+    named = f"{len(workers)} RPC worker{'s' if len(workers) != 1 else ''}"
     if workers:
-        where = f"GPU + {len(workers)} RPC workers" if local_gpu else f"{len(workers)} RPC workers"
-        usable = (f"{gib(remote)} usable on {len(workers)} RPC workers"
-                  + (f" + {gib(local_gpu)} GPU" if local_gpu else ""))
+        where = f"GPU + {named}" if local_gpu else named
+        usable = f"{gib(remote)} usable on {named}" + (f" + {gib(local_gpu)} GPU" if local_gpu else "")
 
     def make(verdict: Verdict, layers: int, message: str) -> Plan:
         return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message,
@@ -221,7 +221,7 @@ def plan(
         )
     room = f"{gib(ram)} RAM" + (f" + {gib(local_gpu)} GPU" if local_gpu and not hardware.unified_memory
                                 else "")
-    room += f" + {gib(remote)} on {len(workers)} RPC workers" if workers else ""
+    room += f" + {gib(remote)} on {named}" if workers else ""
     return make(
         Verdict.WONT_FIT, 0,
         f"Won't fit: {need}, but only {room} is free; pick a smaller quantization or model, "
