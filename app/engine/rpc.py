@@ -10,6 +10,7 @@ an unreachable, busy or mismatched worker becomes a :class:`WorkerError` with th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import logging
@@ -17,7 +18,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,8 @@ def probe(endpoint: str, timeout: float = 5.0) -> WorkerInfo:
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except socket.gaierror as err:
-        raise WorkerError(f"RPC worker {endpoint}: unknown host ({err.strerror}); check the address.") from err
+        raise WorkerError(f"RPC worker {endpoint}: unknown host ({err.strerror}); check the address."
+                          ) from err
     except TimeoutError as err:
         raise WorkerError(f"RPC worker {endpoint} does not answer (timed out after {timeout:g} s); "
                           "check the address and the firewall.") from err
@@ -199,12 +201,15 @@ def still_reachable(endpoint: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def lost_message(endpoints: Sequence[str], detail: str = "") -> str:
-    """The error line for workers lost mid-reply, naming the ones that no longer listen."""
+def lost_message(endpoints: Sequence[str], detail: str = "", *, loading: bool = False) -> str:
+    """The error line for workers lost mid-reply (or mid-load), naming those no longer listening."""
     gone = [e for e in endpoints if not still_reachable(e)]
     who = (f"RPC worker {', '.join(gone)}" if gone else
            f"An RPC worker ({', '.join(endpoints)})")
     why = f" ({detail})" if detail else ""
+    if loading:
+        return (f"{who} stopped answering while the model was loading{why}; restart the worker "
+                "(`llama-desk worker`) and load the model again, or remove it from the workers.")
     return (f"{who} stopped answering in the middle of the reply{why}. The reply so far is kept; "
             "restart the worker (`llama-desk worker`) and regenerate, or remove it from the workers "
             "to run on this machine alone.")
@@ -215,6 +220,7 @@ _lock = threading.Lock()
 _server_regs: dict[str, int] = {}  # endpoint -> ggml_backend_reg_t from ggml_backend_rpc_add_server
 _active: tuple[str, ...] = ()
 _abort_hook: Any = None
+_abort_sink: Callable[[str], None] | None = None
 _ADD_SERVER = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)
 _ABORT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 
@@ -271,14 +277,17 @@ def devices() -> list[tuple[str, str, str]]:
     return found
 
 
-def install_abort_hook() -> None:
+def install_abort_hook(sink: Callable[[str], None] | None = None) -> None:
     """Make ggml's fatal errors print one readable line before the process ends.
 
     ggml aborts the process when an RPC worker vanishes; nothing can return from that, so the
     engine runs models with workers in a child process (``app.engine.isolated``), and this line
-    tells the parent (and a terminal) what happened.
+    tells the parent (``sink``, called first) and a terminal what happened. The first call's
+    ``sink`` is kept.
     """
-    global _abort_hook
+    global _abort_hook, _abort_sink
+    if sink is not None and _abort_sink is None:
+        _abort_sink = sink
     if _abort_hook is not None:
         return
 
@@ -288,6 +297,9 @@ def install_abort_hook() -> None:
         line = f"llama-desk: llama.cpp stopped: {text}\n"
         if LOST_MARKER in text:
             line = f"llama-desk: error: {lost_message(_active, text)}\n"
+        if _abort_sink is not None:
+            with contextlib.suppress(Exception):
+                _abort_sink(line)
         os.write(2, line.encode("utf-8", "replace"))
 
     _abort_hook = _on_abort
@@ -313,7 +325,8 @@ def use_workers(endpoints: Sequence[str]) -> list[WorkerInfo]:
             raise WorkerError(
                 "This llama-cpp-python was built without RPC support; reinstall with "
                 "`rm -rf .venv && make` (the project's build adds -DGGML_RPC=on).")
-        add_server = _ADD_SERVER(lib.ggml_backend_reg_get_proc_address(rpc_reg, b"ggml_backend_rpc_add_server"))
+        add_server = _ADD_SERVER(
+            lib.ggml_backend_reg_get_proc_address(rpc_reg, b"ggml_backend_rpc_add_server"))
         install_abort_hook()
         # Every RPC device belongs to the one "RPC" registration, whichever server it came from:
         # unloading that drops them all; it is registered again (with no devices of its own).
