@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -71,13 +72,11 @@ class Worker:
             for line in list(self.lines):
                 if rx.search(line):
                     return line
-            if time.monotonic() > deadline or self.proc.poll() is not None and self._new.empty():
+            if time.monotonic() > deadline or (self.proc.poll() is not None and self._new.empty()):
                 raise AssertionError(f"no line matching {pattern!r} from the worker; "
                                      f"stdout {self.lines}, stderr {self.errors[-10:]}")
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._new.get(timeout=0.1)
-            except queue.Empty:
-                pass
 
     def connections(self) -> int:
         return sum("client connected" in line for line in self.lines)
@@ -97,10 +96,8 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the whole worker (llama-desk and its rpc-server) at once: a machine gone."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(15)
 
     def __enter__(self) -> Worker:

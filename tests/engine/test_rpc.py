@@ -99,7 +99,8 @@ def reply(sock: socket.socket, payload: bytes) -> None:
     sock.sendall(struct.pack("<Q", len(payload)) + payload)
 
 
-def rpc_speaker(version: tuple[int, int, int], memory: list[tuple[int, int]]) -> Callable[[socket.socket], None]:
+def rpc_speaker(version: tuple[int, int, int], memory: list[tuple[int, int]]
+                ) -> Callable[[socket.socket], None]:
     def handle(sock: socket.socket) -> None:
         cmd, payload = read_command(sock)
         assert cmd == 14 and payload == bytes(24)
@@ -133,7 +134,7 @@ def test_probe_refuses_another_protocol_version() -> None:
 def test_probe_names_a_busy_worker() -> None:
     release = threading.Event()
     with fake_server(lambda _sock: release.wait(5)) as endpoint, \
-            pytest.raises(rpc.WorkerError, match="busy.*one client at a time"):
+            pytest.raises(rpc.WorkerError, match=r"busy.*one client at a time"):
         rpc.probe(endpoint, timeout=0.5)
     release.set()
 
@@ -143,13 +144,13 @@ def test_probe_refuses_something_else_on_the_port() -> None:
         sock.recv(100)
         sock.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
-    with fake_server(http) as endpoint, pytest.raises(rpc.WorkerError, match="not llama.cpp RPC"):
+    with fake_server(http) as endpoint, pytest.raises(rpc.WorkerError, match=r"not llama\.cpp RPC"):
         rpc.probe(endpoint)
 
 
 def test_probe_unreachable_says_how_to_start_a_worker() -> None:
     endpoint = f"127.0.0.1:{free_port()}"
-    with pytest.raises(rpc.WorkerError, match="not reachable.*llama-desk worker"):
+    with pytest.raises(rpc.WorkerError, match=r"not reachable.*llama-desk worker"):
         rpc.probe(endpoint)
     assert not rpc.still_reachable(endpoint)
 
