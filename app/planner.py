@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from app.hardware import GIB, Hardware

@@ -1,9 +1,9 @@
-"""Build llama-cpp-python with RPC, and llama.cpp's tools, from one PyPI sdist, cached outside the checkout.
+"""Build llama-cpp-python with RPC and llama.cpp's tools from one PyPI sdist, cached outside the checkout.
 
 Usage (the Makefile runs these; any Python >= 3.11 with pip will do):
 
     python packaging/build_llama_tools.py wheel   # print the folder holding the RPC wheel (build once)
-    python packaging/build_llama_tools.py install # install that wheel into the running Python (no dependencies)
+    python packaging/build_llama_tools.py install # install that wheel into the running Python (no deps)
     python packaging/build_llama_tools.py tools   # build rpc-server, llama-server, llama-bench... once
     python packaging/build_llama_tools.py check   # the running Python's llama_cpp has the RPC backend
     python packaging/build_llama_tools.py where   # print the cache folder for the current flags
@@ -155,10 +155,11 @@ def extract_llama_cpp(source: Path, into: Path) -> Path:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
         try:
             tar.extractall(into, members=members, filter="data")
-        except TypeError:  # Python < 3.11.4 has no extraction filters; refuse anything odd
+        except TypeError:  # Python < 3.11.4 has no extraction filters: refuse anything odd
             for m in members:
                 if not (m.isfile() or m.isdir()) or ".." in Path(m.name).parts:
-                    raise SystemExit(f"build_llama_tools: unexpected member {m.name} in {source}")
+                    raise SystemExit(f"build_llama_tools: unexpected member {m.name} in {source}"
+                                     ) from None
             tar.extractall(into, members=members)
     return into / prefix
 

@@ -101,7 +101,11 @@ class Worker:
         self.proc.wait(15)
 
     def __enter__(self) -> Worker:
-        self.wait_for("listening on")
+        try:
+            self.wait_for("listening on")
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:

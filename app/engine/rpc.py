@@ -188,7 +188,13 @@ def probe(endpoint: str, timeout: float = 5.0) -> WorkerInfo:
 
 
 def probe_all(endpoints: Sequence[str], timeout: float = 5.0) -> list[WorkerInfo]:
-    """:func:`probe` each endpoint; the first failure is raised."""
+    """:func:`probe` each endpoint; the first failure is raised.
+
+    Connections this process holds open to workers (see :func:`use_workers`) are closed first:
+    a worker serves one client at a time, so our own would make it look busy.
+    """
+    if endpoints:
+        _release_held()
     return [probe(endpoint, timeout) for endpoint in endpoints]
 
 
@@ -216,8 +222,9 @@ def lost_message(endpoints: Sequence[str], detail: str = "", *, loading: bool = 
 
 
 # -- ggml's backend registry through ctypes -----------------------------------------------------------
-_lock = threading.Lock()
+_lock = threading.RLock()
 _server_regs: dict[str, int] = {}  # endpoint -> ggml_backend_reg_t from ggml_backend_rpc_add_server
+_held: list[int] = []  # ggml_backend_t per RPC device in use: keeps one connection per worker open
 _active: tuple[str, ...] = ()
 _abort_hook: Any = None
 _abort_sink: Callable[[str], None] | None = None
@@ -237,6 +244,9 @@ def _ggml() -> Any:
         ("ggml_backend_reg_by_name", vp, [cp]),
         ("ggml_backend_reg_get_proc_address", vp, [vp, cp]),
         ("ggml_backend_reg_dev_count", sz, [vp]),
+        ("ggml_backend_reg_dev_get", vp, [vp, sz]),
+        ("ggml_backend_dev_init", vp, [vp, cp]),
+        ("ggml_backend_free", None, [vp]),
         ("ggml_backend_register", None, [vp]),
         ("ggml_backend_unload", None, [vp]),
         ("ggml_backend_dev_count", sz, []),
@@ -296,7 +306,7 @@ def install_abort_hook(sink: Callable[[str], None] | None = None) -> None:
         text = (message or b"").decode("utf-8", "replace").strip()
         line = f"llama-desk: llama.cpp stopped: {text}\n"
         if LOST_MARKER in text:
-            line = f"llama-desk: error: {lost_message(_active, text)}\n"
+            line = f"llama-desk: error: {lost_message(_active, 'llama.cpp: ' + LOST_MARKER)}\n"
         if _abort_sink is not None:
             with contextlib.suppress(Exception):
                 _abort_sink(line)
@@ -318,6 +328,7 @@ def use_workers(endpoints: Sequence[str]) -> list[WorkerInfo]:
     with _lock:
         if not wanted and not _server_regs:
             return []  # never touched the registry: a plain local load
+        _release_held()
         infos = probe_all(wanted)
         lib = _ggml()
         rpc_reg = lib.ggml_backend_reg_by_name(b"RPC")
@@ -342,9 +353,29 @@ def use_workers(endpoints: Sequence[str]) -> list[WorkerInfo]:
                 raise WorkerError(f"RPC worker {endpoint} offers no devices; restart it.")
             _server_regs[endpoint] = reg
             lib.ggml_backend_register(reg)
+            # Without a live RPC backend each of llama.cpp's memory queries while it plans the load
+            # opens (and closes) a new connection: a dozen per load. One held backend per device
+            # keeps one connection per worker, until the next call here or release_workers().
+            for index in range(lib.ggml_backend_reg_dev_count(reg)):
+                backend = lib.ggml_backend_dev_init(lib.ggml_backend_reg_dev_get(reg, index), None)
+                if backend:
+                    _held.append(backend)
         _active = wanted
         log.info("RPC workers in use: %s", ", ".join(wanted) or "none")
         return infos
+
+
+def _release_held() -> None:
+    with _lock:
+        if _held:
+            lib = _ggml()
+            while _held:
+                lib.ggml_backend_free(_held.pop())
+
+
+def release_workers() -> None:
+    """Close the connections :func:`use_workers` keeps open (a loaded model keeps its own)."""
+    _release_held()
 
 
 def active_workers() -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.engine import tools
 from app.engine.rpc import UNAUTHENTICATED_WARNING, is_loopback
@@ -100,6 +101,17 @@ def _preexec(mem_mib: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _line_buffered_stdout() -> tuple[int | None, Any]:
+    """(read fd, child's stdout) over a pseudo-terminal where there is one, else a plain pipe."""
+    try:
+        import pty
+
+        read_fd, write_fd = pty.openpty()
+    except (ImportError, OSError):
+        return None, subprocess.PIPE
+    return read_fd, write_fd
+
+
 class WorkerProcess:
     """One rpc-server child. Iterate :meth:`events` for what it does; :meth:`stop` ends it."""
 
@@ -118,13 +130,19 @@ class WorkerProcess:
         self.clients = 0
         self._errors: list[str] = []
         self._events: queue.Queue[Event] = queue.Queue()
+        # rpc-server prints its start-up lines with printf and flushes only at the first client:
+        # through a pipe they would wait in its stdio buffer, so its stdout is a terminal (a pty).
+        out_read, out_write = _line_buffered_stdout()
         self._proc = subprocess.Popen(
-            command(config, found), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            command(config, found), stdin=subprocess.DEVNULL, stdout=out_write,
             stderr=subprocess.PIPE, env=tools.tool_env(), text=True, errors="replace", bufsize=1,
             preexec_fn=(lambda: _preexec(config.mem_mib)) if os.name == "posix" else None,
         )
+        if out_write is not subprocess.PIPE:
+            os.close(out_write)
+        stdout = self._proc.stdout if out_read is None else os.fdopen(out_read, errors="replace")
         self._readers = [
-            threading.Thread(target=self._read, args=(self._proc.stdout, False), daemon=True),
+            threading.Thread(target=self._read, args=(stdout, False), daemon=True),
             threading.Thread(target=self._read, args=(self._proc.stderr, True), daemon=True),
         ]
         for reader in self._readers:
@@ -138,18 +156,24 @@ class WorkerProcess:
     def returncode(self) -> int | None:
         return self._proc.poll()
 
-    def _read(self, stream: object, is_stderr: bool) -> None:
+    def _read(self, stream: Any, is_stderr: bool) -> None:
         assert stream is not None
-        for raw in stream:  # type: ignore[attr-defined]
-            line = raw.rstrip("\n")
-            if is_stderr:
-                if line.strip() and not set(line.strip()) <= {"!"}:
-                    self._errors.append(line.strip())
-                    self._events.put(Event("log", line))
-                continue
-            self._parse(line)
-        if not is_stderr:
-            self._events.put(Event("eof"))
+        try:
+            for raw in stream:
+                line = raw.rstrip("\r\n")
+                if is_stderr:
+                    if line.strip() and not set(line.strip()) <= {"!"}:
+                        self._errors.append(line.strip())
+                        self._events.put(Event("log", line))
+                    continue
+                self._parse(line)
+        except OSError:  # a pty reads EIO once rpc-server has exited
+            pass
+        finally:
+            if not is_stderr:
+                self._events.put(Event("eof"))
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def _parse(self, line: str) -> None:
         if m := _VERSION.match(line):
@@ -196,7 +220,8 @@ class WorkerProcess:
 
     def describe(self) -> str:
         devices = "; ".join(f"{name} {desc} ({total:,} MiB)" for name, desc, total, _ in self.devices)
-        threads = f", {self.config.threads} threads" if self.config.threads else ""
+        n = self.config.threads
+        threads = f", {n} thread{'s' if n != 1 else ''}" if n else ""
         cap = f", capped at {self.config.mem_mib:,} MiB" if self.config.mem_mib else ""
         return (f"rpc-server {self.version} listening on {self.config.endpoint} "
                 f"[{devices or 'no device'}{threads}{cap}]")

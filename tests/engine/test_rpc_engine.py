@@ -85,11 +85,11 @@ def test_isolated_engine_reply_equals_the_local_one(
         assert gen.text() == expected and gen.result.finish_reason in ("stop", "length")
         assert engine.last_prompt == gen.prompt
         # Stop mid-reply, as the window's Stop button does; the engine stays usable.
-        long = engine.generate(CHAT, GREEDY.replace(max_tokens=2000))
+        long = engine.generate(CHAT, GREEDY.replace(max_tokens=900))
         for i, _chunk in enumerate(long):
             if i == 3:
                 engine.cancel()
-        assert long.result.finish_reason == "cancelled" and long.result.generated_tokens < 2000
+        assert long.result.finish_reason == "cancelled" and long.result.generated_tokens < 900
         assert engine.generate(CHAT, GREEDY).text() == expected
     finally:
         engine.close()
@@ -109,7 +109,7 @@ def test_worker_killed_mid_reply_keeps_the_conversation(tiny_llama2: Path, tmp_p
         conv = store.create_conversation(system_prompt="You are terse.", model="tiny")
         store.add_user_message(conv.id, CHAT[-1].content)
         reply = store.start_assistant(conv.id, model_name="tiny")
-        gen = engine.generate(CHAT, GREEDY.replace(max_tokens=3000))
+        gen = engine.generate(CHAT, GREEDY.replace(max_tokens=900))
         chunks = []
         with store.reply_writer(reply.id) as writer:
             for chunk in gen:
