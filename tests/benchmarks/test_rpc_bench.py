@@ -22,7 +22,7 @@ from app.engine.isolated import IsolatedEngine
 from app.engine.types import Message, Sampling
 from tests.workers import Worker, require_tool
 
-RUNS, TOKENS = 5, 128
+RUNS, TOKENS = 7, 128
 SAMPLING = Sampling(max_tokens=TOKENS, seed=1234, temperature=0.7)
 MESSAGES = [Message("user", BENCH_PROMPT)]
 # Server commands that send a reply back (a network round trip); the others are one-way.

@@ -1,4 +1,4 @@
-"""IsolatedEngine Engine's behaviour across a process boundary, crashes contained."""
+"""IsolatedEngine: Engine's behaviour across a process boundary, crashes contained."""
 
 from __future__ import annotations
 
