@@ -6,5 +6,6 @@ import sys
 from app.cli import main
 
 if __name__ == "__main__":
-    multiprocessing.freeze_support()  # the bundle re-enters here for the quantizer's child process
+    # The bundle re-enters here for its child processes (quantizer, engine on RPC workers).
+    multiprocessing.freeze_support()
     sys.exit(main())

@@ -31,17 +31,21 @@ class AppSettings:
     default_system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
     prompt_formats: dict[str, str] = field(default_factory=dict)  # model path -> format override
+    workers: list[str] = field(default_factory=list)  # llama.cpp RPC workers, "host:port"
 
     def load_options(self, model_path: str | Path | None = None) -> LoadOptions:
         """Engine load options from these settings (format override per model file)."""
         fmt = self.prompt_formats.get(str(model_path), "auto") if model_path else "auto"
         return LoadOptions(n_ctx=self.context_size, n_gpu_layers=self.gpu_layers,
-                           n_threads=self.threads, prompt_format=fmt)
+                           n_threads=self.threads, prompt_format=fmt,
+                           rpc_servers=tuple(self.workers))
 
     def default_sampling(self) -> Sampling:
         return Sampling.from_dict(self.sampling)
 
     def validate(self) -> None:
+        if not isinstance(self.workers, list) or not all(isinstance(w, str) for w in self.workers):
+            raise SettingsError("Workers must be a list of \"host:port\" strings.")
         self.load_options()
         self.default_sampling()
         if not 6 <= self.font_size <= 48:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from app.store import Conversation, Store, StoredMessage
 
 log = logging.getLogger(__name__)
-LOAD_OVERRIDES = ("n_ctx", "n_gpu_layers", "n_threads", "prompt_format")
+LOAD_OVERRIDES = ("n_ctx", "n_gpu_layers", "n_threads", "prompt_format", "rpc_servers")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
     p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
+    p.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                   help="llama.cpp RPC workers (`llama-desk worker`) to spread the model over "
+                   "(default: the Workers setting)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
     p.add_argument("--no-save", action="store_true", help="do not store this chat")
     p.set_defaults(func=run)
@@ -80,8 +83,12 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Load options given on the command line (over the app settings)."""
+    from app.engine.rpc import parse_endpoints
+
+    rpc = getattr(args, "rpc", None)
     given = {"n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers,
-             "prompt_format": getattr(args, "format", None)}
+             "prompt_format": getattr(args, "format", None),
+             "rpc_servers": parse_endpoints(rpc) if rpc else None}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -210,7 +217,7 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
     from app import settings as app_settings
     from app.chat.service import ChatService
     from app.chat.text import utf8_terminal
-    from app.engine.engine import LlamaEngine
+    from app.engine.local import LocalEngine
     from app.engine.owner import EngineOwner
 
     utf8_terminal()
@@ -219,7 +226,7 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
     if args.edit is not None and (args.continue_id is None or args.message is None):
         raise UserError("--edit needs --continue ID and the new MESSAGE.")
     settings = app_settings.load()
-    make_engine = engine_factory or LlamaEngine
+    make_engine = engine_factory or LocalEngine
     owner: EngineOwner[ChatService] = EngineOwner(lambda: ChatService(
         make_engine(), settings=lambda: settings,
         history=not args.no_save or args.continue_id is not None))

@@ -42,33 +42,24 @@ def materialize(t: PlannedTensor, unpermute: bool = True) -> np.ndarray:
 
 
 def _add_keys(w: Any, name: str, plan: Plan, vocab: Vocab) -> None:
+    """The GGUF header keys llama.cpp reads for a Llama model with a SentencePiece vocab."""
     hp = plan.hparams
-    w.add_name(name)
-    w.add_context_length(hp.n_ctx)
-    w.add_embedding_length(hp.n_embd)
-    w.add_block_count(hp.n_layer)
-    w.add_feed_forward_length(hp.n_ff)
-    w.add_rope_dimension_count(hp.head_dim)
-    w.add_head_count(hp.n_head)
-    w.add_head_count_kv(hp.n_head_kv)
-    w.add_layer_norm_rms_eps(hp.norm_eps)
-    w.add_rope_freq_base(hp.rope_theta)
-    w.add_vocab_size(hp.n_vocab)
-    w.add_file_type(FILE_TYPE_F16)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(vocab.tokens)
-    w.add_token_scores(vocab.scores)
-    w.add_token_types(vocab.types)
-    w.add_bos_token_id(vocab.bos_id)
-    w.add_eos_token_id(vocab.eos_id)
-    w.add_unk_token_id(vocab.unk_id)
-    if vocab.pad_id is not None:
-        w.add_pad_token_id(vocab.pad_id)
-    w.add_add_bos_token(vocab.add_bos)
-    w.add_add_eos_token(vocab.add_eos)
-    if vocab.chat_template:
-        w.add_chat_template(vocab.chat_template)
+    keys: list[tuple[str, Any]] = [
+        ("name", name), ("context_length", hp.n_ctx), ("embedding_length", hp.n_embd),
+        ("block_count", hp.n_layer), ("feed_forward_length", hp.n_ff),
+        ("rope_dimension_count", hp.head_dim), ("head_count", hp.n_head),
+        ("head_count_kv", hp.n_head_kv), ("layer_norm_rms_eps", hp.norm_eps),
+        ("rope_freq_base", hp.rope_theta), ("vocab_size", hp.n_vocab),
+        ("file_type", FILE_TYPE_F16), ("tokenizer_model", "llama"), ("tokenizer_pre", "default"),
+        ("token_list", vocab.tokens), ("token_scores", vocab.scores),
+        ("token_types", vocab.types), ("bos_token_id", vocab.bos_id),
+        ("eos_token_id", vocab.eos_id), ("unk_token_id", vocab.unk_id),
+        ("pad_token_id", vocab.pad_id), ("add_bos_token", vocab.add_bos),
+        ("add_eos_token", vocab.add_eos), ("chat_template", vocab.chat_template or None),
+    ]
+    for key, value in keys:
+        if value is not None:  # an optional key (pad id, chat template) is left out
+            getattr(w, f"add_{key}")(value)
 
 
 def write_f16(plan: Plan, vocab: Vocab, out: Path, name: str, reporter: Reporter,

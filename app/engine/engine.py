@@ -47,11 +47,14 @@ class _Vocab:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
 
-def plan_gpu_layers(info: ModelFileInfo, n_ctx: int) -> int:
-    """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
+def plan_gpu_layers(info: ModelFileInfo, n_ctx: int, rpc_servers: Sequence[str] = ()) -> int:
+    """GPU layers for 'auto', from the memory planner (RPC workers' memory counted); refuses a
+    model that cannot fit at all."""
     from app.engine import hardware, planner
+    from app.engine.rpc import probe_all
 
-    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect())
+    plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect(),
+                        workers=probe_all(rpc_servers))
     log.info("memory plan for %s: %s", info.path.name, plan.message)
     if plan.verdict is planner.Verdict.WONT_FIT:
         raise ModelTooLargeError(
@@ -66,6 +69,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     import llama_cpp
 
     from app import logs
+    from app.engine import rpc
 
     logs.route_llama_cpp_logs()
     kwargs: dict[str, Any] = dict(
@@ -75,6 +79,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     )
     if options.n_threads is not None:
         kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads
+    rpc.use_workers(options.rpc_servers)  # llama-cpp-python ignores rpc_servers=
     return llama_cpp.Llama(**kwargs)
 
 
@@ -130,7 +135,7 @@ class LlamaEngine:
         self.close()
         layers = options.n_gpu_layers
         if layers is None:
-            layers = plan_gpu_layers(file_info, options.n_ctx)
+            layers = plan_gpu_layers(file_info, options.n_ctx, options.rpc_servers)
         started = time.perf_counter()
         try:
             llm = load_llama(file_info.path, options, layers)

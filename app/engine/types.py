@@ -171,8 +171,13 @@ class LoadOptions:
     flash_attn: bool = False
     use_mmap: bool = True
     prompt_format: str = "auto"
+    # llama.cpp RPC workers ("host:port") whose devices take layers; see app/engine/rpc.py.
+    rpc_servers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from app.engine.rpc import parse_endpoints
+
+        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
         if not 256 <= self.n_ctx <= 1_048_576:
             raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
         if not 1 <= self.n_batch <= 65_536:

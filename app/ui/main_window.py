@@ -43,9 +43,9 @@ CLOSE_WAIT_MS = 10_000  # on close, wait this long for the model thread before c
 
 
 def default_engine_factory() -> Any:
-    from app.engine.engine import LlamaEngine
+    from app.engine.local import LocalEngine
 
-    return LlamaEngine()
+    return LocalEngine()
 
 
 def window_settings() -> QSettings:
