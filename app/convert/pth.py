@@ -27,11 +27,18 @@ LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8"  # torch.save before 1.6:
 
 @dataclass(frozen=True)
 class _StorageType:
+    """A storage class the pickle names (torch.BFloat16Storage ...), as its dtype."""
+
     dtype: str
 
 
 @dataclass(frozen=True)
 class _Storage:
+    """One storage: its zip entry ``data/<key>`` holding ``numel`` elements of ``dtype``.
+
+    Several tensors may view one storage (hence a separate object, as in torch's format).
+    """
+
     dtype: str
     key: str
     numel: int
@@ -39,6 +46,8 @@ class _Storage:
 
 @dataclass(frozen=True)
 class _Tensor:
+    """A tensor as ``_rebuild_tensor_v2`` describes it: a view into a storage."""
+
     storage: _Storage
     offset: int
     shape: tuple[int, ...]
