@@ -61,7 +61,9 @@ def remove_meta_sources(model: MetaModel) -> None:
 def kept_bytes(model: MetaModel) -> int:
     """Bytes already downloaded for ``model`` (finished and partial files)."""
     root = source_root(model)
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    data = [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".json")] \
+        if root.is_dir() else []
+    return sum(p.stat().st_size for p in data)
 
 
 def expired_message(link: MetaLink, model: MetaModel) -> str:

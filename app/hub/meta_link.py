@@ -87,11 +87,12 @@ def _policy_expiry(policy: str) -> float | None:
 class MetaLink:
     """A checked signed URL with one ``*`` where download.sh puts each file's path."""
 
-    __slots__ = ("_url", "expires", "host", "path", "scheme")
+    __slots__ = ("_url", "expires", "host", "origin", "path", "scheme")
 
     def __init__(self, url: str, scheme: str, host: str, path: str, expires: float | None) -> None:
         self._url = url
         self.scheme, self.host, self.path, self.expires = scheme, host, path, expires
+        self.origin = f"{scheme}://" + urlsplit(url).netloc.rpartition("@")[2]
 
     @classmethod
     def parse(cls, text: str) -> MetaLink:
@@ -137,7 +138,7 @@ class MetaLink:
 
     def redacted_for(self, name: str) -> str:
         """Scheme, host and path of ``name``'s URL without the query: safe to store."""
-        return f"{self.scheme}://{self.host}" + self.path.replace("*", quote(name, safe="/"), 1)
+        return self.origin + self.path.replace("*", quote(name, safe="/"), 1)
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (now or time.time()) >= self.expires
