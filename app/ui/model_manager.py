@@ -95,7 +95,10 @@ class ModelManager(QDialog):
         close = QPushButton("Close", self)
         close.clicked.connect(self.hide)
         row = QHBoxLayout()
-        for button in (add_repo, import_button, folder_button(self, self.conversions), token_button):
+        from app.ui.meta_download import meta_button  # Meta's route (issue 16)
+
+        for button in (add_repo, import_button, folder_button(self, self.conversions),
+                       meta_button(self), token_button):
             row.addWidget(button)
         row.addStretch(1)
         row.addWidget(close)
