@@ -68,7 +68,8 @@ class ModelShape:
         per_layer += 3 * self.n_embd * self.ff
         outside = 2 * self.n_vocab * self.n_embd  # token embedding + output head
         layers = self.n_layers * per_layer
-        return int(self.weights_bytes * layers / (layers + outside) / max(1, self.n_layers))
+        # max(1, ...): a damaged shape (zero width or layers) must give numbers, not a crash
+        return int(self.weights_bytes * layers / max(1, layers + outside) / max(1, self.n_layers))
 
     def outside_bytes(self) -> int:
         """Weight bytes outside the blocks (embedding and output head)."""
@@ -178,7 +179,7 @@ def plan(
 
     if gpu and total <= gpu and (not hardware.unified_memory or total <= ram):
         return make(Verdict.FITS_GPU, -1, f"Fits on GPU: {need}; {gib(gpu)} GPU memory usable.")
-    per_layer = model.layer_bytes() + kv // max(1, n_layers)
+    per_layer = max(1, model.layer_bytes() + kv // max(1, n_layers))
     if gpu > compute + per_layer and n_layers > 0:
         layers = min(n_layers, (gpu - compute) // per_layer)
         on_gpu = layers * per_layer + compute

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app import paths
+from app.engine.modelfile import real_path
 from app.errors import UserError
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def _unique_name(wanted: str, models: list[InstalledModel]) -> str:
 def add(model: InstalledModel) -> InstalledModel:
     """Register ``model`` (replacing an entry with the same path); returns it as stored."""
     with _lock:
-        models = [m for m in _read() if m.path.resolve() != model.path.resolve()]
+        models = [m for m in _read() if real_path(m.path) != real_path(model.path)]
         everyone = models + ([s] if (s := starter()) else [])
         model = replace(model, name=_unique_name(model.name, everyone), added=time.time())
         _write([*models, model])
@@ -139,7 +140,7 @@ def import_model(path: str | Path, name: str | None = None) -> InstalledModel:
     info = check_model_file(path)
     with _lock:
         for existing in _read():
-            if existing.path.resolve() == info.path:
+            if real_path(existing.path) == info.path:
                 raise UserError(f"{info.path} is already installed as {existing.name!r}.")
     return add(InstalledModel(
         name or info.path.stem, info.path, info.size_bytes, info.file_type or "?", "imported",
@@ -181,9 +182,9 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
                             + ", ".join(m.name for m in found) + "; use the full name or path.")
     candidate = Path(wanted).expanduser()
     if candidate.exists() or os.sep in wanted or wanted.endswith(".gguf"):
-        resolved = candidate.resolve()
+        resolved = real_path(candidate)
         for m in models:
-            if m.path.resolve() == resolved:
+            if real_path(m.path) == resolved:
                 return m
         if allow_path and candidate.is_file():
             size = candidate.stat().st_size
@@ -218,8 +219,12 @@ def shape_of_file(path: Path) -> ModelShape:
     from app.planner import ModelShape
 
     path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        stat = path.stat()
+    except OSError:
+        check_model_file(path)  # names the path problem (missing, a symlink loop...) in one line
+        raise
+    key = f"{real_path(path)}|{stat.st_size}|{stat.st_mtime_ns}"
     if key in _shapes:
         return _shapes[key]
     cache = paths.cache_dir() / "model-shapes.json"
@@ -228,9 +233,10 @@ def shape_of_file(path: Path) -> ModelShape:
             known = json.loads(cache.read_text("utf-8"))
         except (OSError, ValueError):
             known = {}
-        if isinstance(known, dict) and isinstance(known.get(key), dict):
+        cached = known.get(key) if isinstance(known, dict) else None
+        if isinstance(cached, dict) and _plausible_shape(cached):
             with contextlib.suppress(TypeError):
-                _shapes[key] = ModelShape(**known[key])
+                _shapes[key] = ModelShape(**cached)
                 return _shapes[key]
         shape = _shapes[key] = ModelShape.from_file_info(check_model_file(path))
         known = known if isinstance(known, dict) else {}
@@ -239,3 +245,10 @@ def shape_of_file(path: Path) -> ModelShape:
         tmp.write_text(json.dumps(known, indent=1), "utf-8")
         os.replace(tmp, cache)
     return shape
+
+
+def _plausible_shape(cached: dict[str, Any]) -> bool:
+    """A cached shape is used only if its numbers could come from a validated header."""
+    counts = ("n_layers", "n_head", "n_head_kv", "n_embd", "weights_bytes", "n_vocab")
+    return all(isinstance(cached.get(k), int) and not isinstance(cached.get(k), bool)
+               and cached[k] > 0 for k in counts)
