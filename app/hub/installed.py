@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app import paths
+from app import fileio, paths
 from app.engine.modelfile import real_path
 from app.errors import UserError
 
@@ -84,10 +84,8 @@ def _read() -> list[InstalledModel]:
 
 
 def _write(models: list[InstalledModel]) -> None:
-    path = registry_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"models": [m.to_json() for m in models]}, indent=1), "utf-8")
-    os.replace(tmp, path)
+    fileio.write_text(registry_path(), json.dumps({"models": [m.to_json() for m in models]},
+                                                  indent=1))
 
 
 def starter() -> InstalledModel | None:
@@ -241,9 +239,10 @@ def shape_of_file(path: Path) -> ModelShape:
         shape = _shapes[key] = ModelShape.from_file_info(check_model_file(path))
         known = known if isinstance(known, dict) else {}
         known[key] = asdict(shape)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1), "utf-8")
-        os.replace(tmp, cache)
+        try:
+            fileio.write_text(cache, json.dumps(known, indent=1))
+        except UserError as err:  # a cache: reading the header again next time is fine
+            log.info("model shape cache not written: %s", err)
     return shape
 
 
