@@ -9,7 +9,8 @@ goes through ``write_text``/``write_bytes``:
 * a symbolic link is written through: its target is replaced as above and the link stays;
 * a FIFO or a character device (``/dev/null``, ``/dev/stdout``, a terminal) is written
   through in place, never renamed over; a block device, a socket or a folder is refused;
-* new files are created 0600 (private); a replaced file keeps its permission bits;
+* new files are created 0600 (private); a replaced file keeps its owner's permission bits
+  but loses any for group and others (conversations and settings are private);
 * an OSError becomes a ``WriteError`` naming the path and the cause (read-only, disk full,
   permission denied...), and the temporary file is removed.
 """
@@ -79,7 +80,7 @@ def write_bytes(path: str | Path, data: bytes, *, mode: int = PRIVATE_FILE) -> N
     try:
         target, st = _target(path)
         if st is None or stat.S_ISREG(st.st_mode):
-            _replace(target, data, mode if st is None else stat.S_IMODE(st.st_mode))
+            _replace(target, data, mode if st is None else stat.S_IMODE(st.st_mode) & ~0o077)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             with open(target, "wb") as fh:  # a device or a pipe: written in place, never renamed
                 fh.write(data)

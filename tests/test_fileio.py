@@ -23,9 +23,9 @@ def test_new_files_are_private_and_replace_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     fileio.write_text(target, "one")
     assert target.read_text() == "one" and mode(target) == 0o600
-    os.chmod(target, 0o640)  # a mode the user chose is kept on replace
+    os.chmod(target, 0o744)  # the owner's bits are kept on replace, group and others' dropped
     fileio.write_text(target, "two")
-    assert target.read_text() == "two" and mode(target) == 0o640
+    assert target.read_text() == "two" and mode(target) == 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary left
 
 
