@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,6 +72,11 @@ class Sampling:
             if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)):
                 kind = "a whole number" if want_int else "a number"
                 raise SettingsError(f"Sampling setting {name} must be {kind}, got {value!r}.")
+            if not math.isfinite(value):  # NaN compares false with every bound
+                raise SettingsError(
+                    f"Sampling setting {name} must be a finite number, got {value!r}; "
+                    f"use {low} to {high}."
+                )
             if (low is not None and value < low) or (high is not None and value > high):
                 raise SettingsError(
                     f"Sampling setting {name}={value} is out of range; use {low} to {high}."

@@ -15,6 +15,7 @@ from app.store.models import (
     dumps,
     message_from_row,
 )
+from app.store.validate import MAX_SHORT, MAX_TEXT
 from app.store.writers import process_started
 
 if TYPE_CHECKING:
@@ -28,6 +29,14 @@ _SIBLINGS = (
     " AND s.parent_id IS m.parent_id AND s.id < m.id),"
     " (SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id"
     " AND s.parent_id IS m.parent_id)"
+)
+
+
+# The newest message without children in conversation c (by time, then id).
+NEWEST_LEAF = (
+    "SELECT l.id FROM messages l WHERE l.conversation_id = c.id AND NOT EXISTS"
+    " (SELECT 1 FROM messages k WHERE k.parent_id = l.id) ORDER BY l.created_at DESC, l.id DESC"
+    " LIMIT 1"
 )
 
 
@@ -51,20 +60,31 @@ class MessagesMixin(StoreBase):
         ).fetchall()
         return [message_from_row(row, row[12], row[13]) for row in rows]
 
+    def _leaf(self, conversation_id: int) -> int | None:
+        """The remembered leaf; without one (an old import, a repair), the newest leaf."""
+        row = self._conn.execute(
+            f"SELECT coalesce((SELECT m.id FROM messages m WHERE m.id = c.current_leaf_id"
+            f" AND m.conversation_id = c.id), ({NEWEST_LEAF})) FROM conversations c WHERE c.id = ?",
+            (conversation_id,),
+        ).fetchone()
+        return None if row is None else row[0]
+
     def current_branch(self, conversation_id: int) -> list[StoredMessage]:
-        """The messages shown: root to leaf along the conversation's remembered branch."""
+        """The messages shown: root to leaf along the conversation's remembered branch (or, when
+        none is remembered or it is gone, the branch to the newest leaf)."""
         with self._read() as conn:
             self._require_conversation(conversation_id)
+            leaf = self._leaf(conversation_id)
             rows = conn.execute(
                 f"""WITH RECURSIVE branch(id, depth) AS (
-                    SELECT current_leaf_id, 0 FROM conversations WHERE id = ?
+                    SELECT ?, 0
                     UNION ALL
                     SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
                     WHERE m.parent_id IS NOT NULL
                 )
                 SELECT {MESSAGE_COLUMNS}, {_SIBLINGS}
                 FROM branch b JOIN messages m ON m.id = b.id ORDER BY b.depth DESC""",
-                (conversation_id,),
+                (leaf,),
             ).fetchall()
         return [message_from_row(row, row[12], row[13]) for row in rows]
 
@@ -80,10 +100,7 @@ class MessagesMixin(StoreBase):
 
     def _resolve_parent(self, conversation_id: int, parent_id: int | str | None) -> int | None:
         if parent_id == AUTO:
-            row = self._conn.execute(
-                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone()
-            return None if row is None else row[0]
+            return self._leaf(conversation_id)
         if parent_id is None:
             return None
         if not isinstance(parent_id, int):
@@ -112,10 +129,19 @@ class MessagesMixin(StoreBase):
     ) -> StoredMessage:
         """Append a message under ``parent_id`` (AUTO: the current leaf; None: a new root).
 
-        The new message becomes the current leaf. Committed before returning.
+        The new message becomes the current leaf. Committed before returning. AUTO suits one
+        writer; a face that continues a conversation passes the id of the last message it
+        showed, so that two processes continuing the same conversation end on two branches
+        instead of interleaving into one (the parent is checked inside the write lock).
+        Content over ``MAX_TEXT`` characters is refused; long error and model names are cut.
         """
         if role not in ROLES:
             raise StoreError(f"Unknown message role {role!r}; use one of {', '.join(ROLES)}.")
+        if len(content) > MAX_TEXT:
+            raise StoreError(f"The message is {len(content):,} characters long; the limit is "
+                             f"{MAX_TEXT:,}.")
+        error, model_name, model_file = (None if v is None else v[:MAX_SHORT]
+                                         for v in (error, model_name, model_file))
         now = self._now()
         live = state == "partial"
         with self._write() as conn:
@@ -190,7 +216,7 @@ class MessagesMixin(StoreBase):
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND state = 'partial'",
-                (text, self._now(), message_id),
+                (text[:MAX_TEXT], self._now(), message_id),
             )
 
     def _finish(
@@ -205,6 +231,7 @@ class MessagesMixin(StoreBase):
         model_file: str | None = None,
     ) -> StoredMessage:
         now = self._now()
+        text, error = text[:MAX_TEXT], None if error is None else error[:MAX_SHORT]
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, state = ?, error = ?, updated_at = ?,"
@@ -213,7 +240,8 @@ class MessagesMixin(StoreBase):
                 " WHERE id = ?",
                 (
                     text, state, error, now, None if stats is None else dumps(stats),
-                    model_name or None, model_file or None, message_id,
+                    (model_name or None) and model_name[:MAX_SHORT],
+                    (model_file or None) and model_file[:MAX_SHORT], message_id,
                 ),
             )
             conn.execute(
