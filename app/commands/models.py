@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from app.commands.argtypes import context_size
 from app.errors import UserError
+from app.terminal import clean
 
 
 def register(sub: Any) -> None:
@@ -17,7 +19,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--refresh", action="store_true",
                         help="fetch exact sizes and sha256 from the Hub (network)")
-    parser.add_argument("--ctx", type=int, default=4096, help="context size to plan for")
+    parser.add_argument("--ctx", type=context_size, default=4096,
+                        help="context size to plan for (256 to 1,048,576)")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     imp = actions.add_parser("import", help="add a local .gguf (validated, used in place)")
     imp.add_argument("path")
@@ -45,12 +48,12 @@ def _print_files(files: list[Any], ctx: int, hw: Any, installed_names: set[str])
         have = "  [installed]" if f.filename in installed_names else ""
         parts = f"  ({len(f.parts)} parts, joined)" if f.parts else ""
         print(f"    {f.quantization:<7}{mark} {_size(f.size_bytes, f.exact):>10}  "
-              f"{verdict:<24} {f.filename}{parts}{have}")
+              f"{verdict:<24} {clean(f.filename, one_line=True)}{parts}{have}")
 
 
 def _list(args: argparse.Namespace) -> int:
     from app import hardware
-    from app.hub import catalogue, installed
+    from app.hub import catalogue, installed, load_failures
     from app.planner import plan
 
     hw = hardware.detect()
@@ -70,20 +73,24 @@ def _list(args: argparse.Namespace) -> int:
     print(f"Verdicts for a {args.ctx:,}-token context "
           "(* default quantization; ~ size from the model card until --refresh).")
     for model in catalogue.catalogue():
-        print(f"\n  {model.title} - {model.repo_id}")
+        print(f"\n  {clean(model.title, one_line=True)} - {clean(model.repo_id, one_line=True)}")
         _print_files(list(model.files), args.ctx, hw, names)
     print("\nInstalled:")
     for m in models:
+        failed = load_failures.failure(m.path) if m.exists else None
         if not m.exists:
             verdict = "file missing"
+        elif failed:
+            verdict = f"failed to load last time: {failed}"
         else:
             try:
                 verdict = plan(installed.shape_of(m), args.ctx, hw).short
             except UserError as err:
                 verdict = f"invalid: {err}"
-        print(f"  {m.name:<36} {_size(m.size_bytes):>10}  {m.quantization:<7} "
-              f"{m.origin:<32} {verdict}")
-        print(f"      {m.path}")
+        print(f"  {clean(m.name, one_line=True):<36} {_size(m.size_bytes):>10}  "
+              f"{clean(m.quantization, one_line=True):<7} {clean(m.origin, one_line=True):<32} "
+              f"{clean(verdict, one_line=True)}")
+        print(f"      {clean(str(m.path), one_line=True)}")
     return 0
 
 
@@ -95,13 +102,15 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if action == "import":
         model = installed.import_model(args.path, args.name)
-        print(f"Imported {model.name!r} ({model.quantization}, {_size(model.size_bytes).strip()}) "
-              f"from {model.path}; the file stays where it is.")
+        print(f"Imported {clean(model.name, one_line=True)!r} ({model.quantization}, "
+              f"{_size(model.size_bytes).strip()}) from {clean(str(model.path), one_line=True)}; "
+              "the file stays where it is.")
         return 0
     if action == "remove":
         model = installed.remove_model(args.name)
         what = "deleted" if model.source == "hub" else "forgotten (the file was left in place)"
-        print(f"Removed {model.name!r}: {model.path} {what}.")
+        print(f"Removed {clean(model.name, one_line=True)!r}: "
+              f"{clean(str(model.path), one_line=True)} {what}.")
         return 0
     from app import hardware
     from app.hub import catalogue, token_store

@@ -194,12 +194,44 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
 
 
 def default_model() -> InstalledModel | None:
-    """The most recently added model that still exists, else the starter."""
+    """The most recently added model that still exists and did not fail to load last time
+    (``load_failures``), else the starter."""
+    from app.hub import load_failures
+
     models = [m for m in list_installed() if m.exists]
-    added = [m for m in models if not m.builtin]
+    added = [m for m in models if not m.builtin and load_failures.failure(m.path) is None]
     if added:
         return max(added, key=lambda m: m.added)
     return models[0] if models else None
+
+
+def startup_model(preferred: str | None) -> tuple[InstalledModel | None, str | None]:
+    """The model to load when nobody named one (a new window, `chat` without --model).
+
+    ``preferred`` (the settings' last model, or a conversation's) is used unless it is gone or
+    failed to load last time; then ``default_model()``, with a line saying why ``preferred``
+    was skipped. A model the user names explicitly is always tried (and its record cleared
+    when it loads).
+    """
+    from app.hub import load_failures
+
+    if not preferred:
+        return default_model(), None
+    try:
+        wanted = resolve_model(preferred)
+    except UserError:
+        fallback = default_model()
+        return fallback, (f"The last model used, {preferred}, is no longer installed"
+                          + (f"; using {fallback.name} instead." if fallback else "."))
+    why = load_failures.failure(wanted.path) if wanted.exists else "the file is missing"
+    if why is None:
+        return wanted, None
+    fallback = default_model()
+    if fallback is not None and fallback.path == wanted.path:
+        fallback = next((m for m in list_installed() if m.builtin and m.exists), None)
+    instead = f"; started with {fallback.name} instead" if fallback else ""
+    return fallback, (f"{wanted.name} was not loaded: {why.rstrip('.')}{instead}. Pick it "
+                      "again to retry, or remove it with `llama-desk models remove`.")
 
 
 def shape_of(model: InstalledModel) -> ModelShape:
