@@ -49,7 +49,13 @@ class Store(ExchangeMixin, SearchMixin):
 
             path = paths.database_path()
         path = Path(path)
-        exists = path.exists() and path.stat().st_size > 0
+        try:
+            exists = path.stat().st_size > 0
+        except FileNotFoundError:
+            exists = False
+        except OSError as err:  # e.g. a data folder this user may not look into
+            raise StoreError(f"Cannot open the conversations database {path}: "
+                             f"{fileio.reason(err)}.") from err
         if exists:
             schema.inspect(path)  # read-only look: refuses newer or foreign files untouched
         if read_only or (exists and not _writable(path)):

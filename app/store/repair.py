@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from app.store.models import MESSAGE_STATES, StoreError
 log = logging.getLogger(__name__)
 
 CHUNK = 512  # rows per range read
+PROBES = 100_000  # reads one table may cost; past it a failing range is counted lost whole
 ROLES = ("system", "user", "assistant")
 CONVERSATION_COLUMNS = ("id", "title", "created_at", "updated_at", "system_prompt", "sampling",
                         "model", "pinned", "current_leaf_id", "trashed_at")
@@ -47,7 +48,6 @@ class RepairReport:
     recovered_conversations: int = 0  # readable messages whose conversation row was lost
     reattached: int = 0  # messages whose parent was lost, kept as the start of a branch
     integrity: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def _connect_damaged(path: Path) -> sqlite3.Connection:
@@ -77,14 +77,16 @@ def _existing_ids(conn: sqlite3.Connection, table: str, index: str | None) -> se
     return None if rows is None else {row[0] for row in rows}
 
 
-def _upper_bound(conn: sqlite3.Connection, table: str, known: set[int] | None) -> int:
+def _upper_bound(conn: sqlite3.Connection, table: str, known: set[int] | None,
+                 file_bytes: int) -> int:
     candidates = [max(known)] if known else []
     for sql, params in ((f"SELECT max(rowid) FROM {table}", ()),
                         ("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))):
         rows = _try(conn, sql, params)
         if rows and rows[0][0] is not None:
             candidates.append(int(rows[0][0]))
-    return max(candidates) if candidates else 1_000_000
+    # Nothing says how far the ids go: no row takes less than about 8 bytes of the file.
+    return max(candidates) if candidates else max(1, file_bytes // 8)
 
 
 def _salvage(conn: sqlite3.Connection, table: str, columns: list[str], upper: int
@@ -93,15 +95,17 @@ def _salvage(conn: sqlite3.Connection, table: str, columns: list[str], upper: in
     rows: dict[int, dict[str, Any]] = {}
     failed: set[int] = set()
     select = f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid BETWEEN ? AND ?"
+    probes = [0]
 
     def scan(low: int, high: int) -> None:
+        probes[0] += 1
         got = _try(conn, select, (low, high))
         if got is not None:
             for row in got:
                 rows[row[0]] = dict(zip(columns, row[1:], strict=True))
             return
-        if low == high:
-            failed.add(low)
+        if low == high or probes[0] > PROBES:
+            failed.update(range(low, high + 1))
             return
         middle = (low + high) // 2
         scan(low, middle)
@@ -281,18 +285,27 @@ def repair(path: Path, *, force: bool = False) -> RepairReport:
         return report
     conn = _connect_damaged(path)
     try:
+        if _try(conn, "SELECT count(*) FROM sqlite_master") is None:
+            raise StoreError(f"Nothing in {path} can be read any more (SQLite cannot read its "
+                             "list of tables); it was left as it was.")
         conv_cols = _columns(conn, "conversations", CONVERSATION_COLUMNS)
         msg_cols = _columns(conn, "messages", MESSAGE_COLUMNS)
         if "id" not in conv_cols or "conversation_id" not in msg_cols:
             raise StoreError(f"{path} is too damaged to read its tables; nothing was changed.")
         known_convs = _existing_ids(conn, "conversations", "conversations_order")
         known_msgs = _existing_ids(conn, "messages", "messages_tree")
+        size = path.stat().st_size
         conv_rows, conv_failed = _salvage(
-            conn, "conversations", conv_cols, _upper_bound(conn, "conversations", known_convs))
+            conn, "conversations", conv_cols,
+            _upper_bound(conn, "conversations", known_convs, size))
         msg_rows, msg_failed = _salvage(
-            conn, "messages", msg_cols, _upper_bound(conn, "messages", known_msgs))
+            conn, "messages", msg_cols, _upper_bound(conn, "messages", known_msgs, size))
     finally:
         conn.close()
+    if not conv_rows and not msg_rows and (conv_failed or msg_failed):
+        raise StoreError(f"Nothing in {path} can be read any more (SQLite cannot read its "
+                         "tables); it was left as it was. A backup beside it, if any, is "
+                         "the way back.")
     messages, unusable, report.reattached = _clean_messages(msg_rows)
     conversations, report.recovered_conversations = _conversations(conv_rows, messages)
     report.exact = known_convs is not None and known_msgs is not None

@@ -131,3 +131,7 @@ def test_a_damaged_page_one_is_named_not_called_foreign(db_path: Path) -> None:
         fh.write(b"\xff" * 200)
     with pytest.raises(StoreError, match="is damaged"):
         Store.open(db_path)
+    before = db_path.read_bytes()
+    with pytest.raises(StoreError, match=r"Nothing in .* can be read any more"):
+        repair(db_path)  # nothing readable: the file is not replaced by an empty one
+    assert db_path.read_bytes() == before
