@@ -71,6 +71,7 @@ class ChatService:
         self._history = history
         self._store: Store | None = None
         self.model: ModelInfo | None = None
+        self.load_note = ""  # why the last load did not use the usual model (see choose_model)
 
     # -- store and model ---------------------------------------------------------------------
     def settings(self) -> AppSettings:
@@ -112,9 +113,13 @@ class ChatService:
         unknown = sorted(set(overrides or {}) - set(LOAD_OVERRIDES))
         if unknown:
             raise UserError(f"Unknown load option(s): {', '.join(unknown)}.")
+        from app.hub import load_failures
+
         options = dataclasses.replace(self._settings().load_options(choice.path),
                                       **(overrides or {}))
-        info = self.engine.load(choice.path, options)
+        self.load_note = choice.note
+        with load_failures.loading(choice.path):  # a crash inside llama.cpp is remembered
+            info = self.engine.load(choice.path, options)
         self.model = dataclasses.replace(info, name=choice.name)
         return self.model
 
