@@ -105,11 +105,13 @@ class ChatService:
                       if conversation_id is not None else None)
         return choose_model(requested, conversation=conv_model, last_used=self._settings().model)
 
-    def load_model(self, requested: str | None = None, *, conversation_id: int | None = None,
+    def load_model(self, requested: str | ModelChoice | None = None, *,
+                   conversation_id: int | None = None,
                    overrides: Mapping[str, Any] | None = None) -> ModelInfo:
-        """Load the chosen model with the app's load options and the request's ``overrides``
-        (n_ctx, n_gpu_layers, n_threads, prompt_format)."""
-        choice = self.choose_model(requested, conversation_id=conversation_id)
+        """Load the chosen model (or the ``ModelChoice`` given) with the app's load options and
+        the request's ``overrides`` (n_ctx, n_gpu_layers, n_threads, prompt_format, rpc_servers)."""
+        choice = (requested if isinstance(requested, ModelChoice)
+                  else self.choose_model(requested, conversation_id=conversation_id))
         unknown = sorted(set(overrides or {}) - set(LOAD_OVERRIDES))
         if unknown:
             raise UserError(f"Unknown load option(s): {', '.join(unknown)}.")

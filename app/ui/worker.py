@@ -160,7 +160,7 @@ class EngineHost(QObject):
         try:
             choice = service.choose_model(requested)
             self._emit(self.load_started, choice.path)
-            info = service.load_model(choice.path)
+            info = service.load_model(choice)
         except UserError as err:
             self._emit(self.load_failed, str(err), self._still_loaded(service))
         except MemoryError:
