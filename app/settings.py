@@ -6,11 +6,12 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app import paths
+from app import fileio, notices, paths
 from app.engine.engine import LoadOptions
 from app.engine.types import Sampling
 from app.errors import SettingsError
@@ -56,28 +57,74 @@ def settings_path() -> Path:
     return paths.config_dir() / SETTINGS_FILE
 
 
+# The type each field of settings.json must have (None allowed where the default is None).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "context_size": (int,), "gpu_layers": (int, type(None)), "threads": (int, type(None)),
+    "font_size": (int,), "model": (str, type(None)),
+    "default_system_prompt": (str,), "sampling": (dict,), "prompt_formats": (dict,),
+    "workers": (list,),
+}
+PROMPT_FORMATS = ("auto", "llama-2", "template")
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a valid number")
+
+
+def _parse(text: str) -> AppSettings:
+    """Settings from the file's text; ValueError/SettingsError saying what is wrong."""
+    raw = json.loads(text, parse_constant=_reject_constant)
+    if not isinstance(raw, dict):
+        raise ValueError(f"the file holds {type(raw).__name__}, not an object of settings")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _TYPES:
+            continue  # a setting from another version: ignored, not an error
+        if isinstance(value, bool) or not isinstance(value, _TYPES[name]):
+            raise ValueError(f"{name} must be {_TYPES[name][0].__name__}, not {value!r:.40}")
+        values[name] = value
+    formats = values.get("prompt_formats", {})
+    for key, fmt in formats.items():
+        if fmt not in PROMPT_FORMATS:
+            raise ValueError(f"prompt format {fmt!r:.40} for {key[:80]} is not one of "
+                             f"{', '.join(PROMPT_FORMATS)}")
+    settings = AppSettings(**values)
+    settings.validate()
+    return settings
+
+
 def load() -> AppSettings:
-    """Read settings; a missing file gives defaults, a damaged one is kept aside and replaced."""
+    """Read settings; a missing file gives defaults, a damaged one is kept aside and replaced.
+
+    Damaged means anything but an object of known settings with the right types and values
+    (``null``, ``[]``, ``{"model": 5}``, NaN, a context size of 10). The file is renamed to
+    ``settings.json.bad-<UTC time>``, the defaults are used, and ``app.notices`` says so once.
+    """
     path = settings_path()
-    if not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return AppSettings()
+    except (OSError, UnicodeDecodeError) as err:
+        notices.add(f"Settings file {path} cannot be read ({err}); using the defaults.")
         return AppSettings()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {f.name for f in dataclasses.fields(AppSettings)}
-        settings = AppSettings(**{k: v for k, v in raw.items() if k in known})
-        settings.validate()
-        return settings
+        return _parse(text)
     except (ValueError, TypeError, SettingsError) as err:
-        aside = path.with_name(path.name + ".damaged")
-        os.replace(path, aside)
-        log.warning("settings file was damaged (%s); kept as %s, using defaults", err, aside)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        aside = path.with_name(f"{path.name}.bad-{stamp}")
+        try:
+            os.replace(path, aside)
+            kept = f"it was kept as {aside}"
+        except OSError as move_err:
+            kept = f"it could not be moved aside ({move_err.strerror})"
+        problem = str(err).rstrip(".")
+        log.warning("settings file was damaged (%s); %s, using defaults", problem, kept)
+        notices.add(f"The settings file was damaged ({problem[:200]}); {kept}. "
+                        "Llama Desk started with the default settings.")
         return AppSettings()
 
 
 def save(settings: AppSettings) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a file."""
+    """Validate, then write atomically and privately (``app.fileio``): never half a file."""
     settings.validate()
-    path = settings_path()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(dataclasses.asdict(settings), indent=2, allow_nan=False)
+    fileio.write_text(settings_path(), text)

@@ -18,6 +18,7 @@ class ModelChoice:
 
     path: str
     name: str
+    note: str = ""  # why the usual model was skipped (it failed to load last time, or is gone)
 
 
 def display_name(path: str | Path) -> str:
@@ -42,10 +43,11 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
 
     An explicit ``requested`` name or path must resolve (a path that is not installed is used
     as given, so the engine can name what is wrong with the file). Otherwise the conversation's
-    model, then the last used one, when still installed; otherwise the newest installed model,
-    else the starter.
+    model, then the last used one, when still installed and it did not fail to load last time
+    (a model that took the process down while loading is never picked again by itself: the
+    ``note`` says so); otherwise the newest installed model, else the starter.
     """
-    from app.hub import installed
+    from app.hub import installed, load_failures
 
     if requested:
         try:
@@ -55,6 +57,7 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
             if Path(requested).suffix == ".gguf" or "/" in requested:
                 return ModelChoice(requested, Path(requested).name)
             raise
+    skipped = ""
     for wanted in (conversation, last_used):
         if not wanted:
             continue
@@ -62,10 +65,15 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
             found = installed.resolve_model(wanted)
         except UserError:
             continue
-        if found.exists:
+        why = load_failures.failure(found.path) if found.exists else None
+        if found.exists and why is None:
             return ModelChoice(str(found.path), _name(found))
+        if why is not None and not skipped:
+            skipped = (f"{_name(found)} was not loaded: {why.rstrip('.')}. Pick it again to "
+                       "retry, or remove it with `llama-desk models remove`.")
     default = installed.default_model()
     if default is None:
         raise UserError("No model is installed; run `llama-desk download "
                         "TheBloke/Llama-2-7B-Chat-GGUF` or reinstall to get the starter model.")
-    return ModelChoice(str(default.path), default.name)
+    note = skipped.replace(". Pick it", f"; started with {default.name} instead. Pick it", 1)
+    return ModelChoice(str(default.path), default.name, note)

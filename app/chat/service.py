@@ -71,6 +71,7 @@ class ChatService:
         self._history = history
         self._store: Store | None = None
         self.model: ModelInfo | None = None
+        self.load_note = ""  # why the last load did not use the usual model (see choose_model)
 
     # -- store and model ---------------------------------------------------------------------
     def settings(self) -> AppSettings:
@@ -104,17 +105,23 @@ class ChatService:
                       if conversation_id is not None else None)
         return choose_model(requested, conversation=conv_model, last_used=self._settings().model)
 
-    def load_model(self, requested: str | None = None, *, conversation_id: int | None = None,
+    def load_model(self, requested: str | ModelChoice | None = None, *,
+                   conversation_id: int | None = None,
                    overrides: Mapping[str, Any] | None = None) -> ModelInfo:
-        """Load the chosen model with the app's load options and the request's ``overrides``
-        (n_ctx, n_gpu_layers, n_threads, prompt_format)."""
-        choice = self.choose_model(requested, conversation_id=conversation_id)
+        """Load the chosen model (or the ``ModelChoice`` given) with the app's load options and
+        the request's ``overrides`` (n_ctx, n_gpu_layers, n_threads, prompt_format, rpc_servers)."""
+        choice = (requested if isinstance(requested, ModelChoice)
+                  else self.choose_model(requested, conversation_id=conversation_id))
         unknown = sorted(set(overrides or {}) - set(LOAD_OVERRIDES))
         if unknown:
             raise UserError(f"Unknown load option(s): {', '.join(unknown)}.")
+        from app.hub import load_failures
+
         options = dataclasses.replace(self._settings().load_options(choice.path),
                                       **(overrides or {}))
-        info = self.engine.load(choice.path, options)
+        self.load_note = choice.note
+        with load_failures.loading(choice.path):  # a crash inside llama.cpp is remembered
+            info = self.engine.load(choice.path, options)
         self.model = dataclasses.replace(info, name=choice.name)
         return self.model
 

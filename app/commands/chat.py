@@ -233,6 +233,8 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
     try:
         info = owner.call(owner.resource.load_model, args.model,
                           conversation_id=args.continue_id, overrides=load_overrides(args))
+        if owner.resource.load_note:
+            print(f"llama-desk: warning: {owner.resource.load_note}", file=sys.stderr)
         session = TerminalChat(owner, args)
         session.start_unsaved()
         if args.regenerate is not None:

@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from app.commands.argtypes import context_size
 from app.errors import UserError
+from app.terminal import clean
 from app.units import format_size
 
 
@@ -18,7 +20,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--refresh", action="store_true",
                         help="fetch exact sizes and sha256 from the Hub (network)")
-    parser.add_argument("--ctx", type=int, default=4096, help="context size to plan for")
+    parser.add_argument("--ctx", type=context_size, default=4096,
+                        help="context size to plan for (256 to 1,048,576)")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     imp = actions.add_parser(
         "import", help="add a local .gguf (validated, used in place), or convert a checkpoint "
@@ -45,13 +48,14 @@ def _print_files(files: list[Any], ctx: int, hw: Any, installed_names: set[str])
         have = "  [installed]" if f.filename in installed_names else ""
         parts = f"  ({len(f.parts)} parts, joined)" if f.parts else ""
         size = format_size(f.size_bytes) + ("" if f.exact else "~")
-        print(f"    {f.quantization:<7}{mark} {size:>10}  {verdict:<24} {f.filename}{parts}{have}")
+        print(f"    {f.quantization:<7}{mark} {size:>10}  {verdict:<24} "
+              f"{clean(f.filename, one_line=True)}{parts}{have}")
 
 
 def _list(args: argparse.Namespace) -> int:
     from app.engine import hardware
     from app.engine.planner import plan, shape_of_file
-    from app.hub import catalogue, installed
+    from app.hub import catalogue, installed, load_failures
 
     hw = hardware.detect()
     if args.refresh:
@@ -70,21 +74,25 @@ def _list(args: argparse.Namespace) -> int:
     print(f"Verdicts for a {args.ctx:,}-token context "
           "(* default quantization; ~ size from the model card until --refresh).")
     for model in catalogue.catalogue():
-        print(f"\n  {model.title} - {model.repo_id}")
+        print(f"\n  {clean(model.title, one_line=True)} - {clean(model.repo_id, one_line=True)}")
         _print_files(list(model.files), args.ctx, hw, names)
     _print_official()
     print("\nInstalled:")
     for m in models:
+        failed = load_failures.failure(m.path) if m.exists else None
         if not m.exists:
             verdict = "file missing"
+        elif failed:
+            verdict = f"failed to load last time: {failed}"
         else:
             try:
                 verdict = plan(shape_of_file(m.path), args.ctx, hw).short
             except UserError as err:
                 verdict = f"invalid: {err}"
-        print(f"  {m.name:<36} {format_size(m.size_bytes):>10}  {m.quantization:<7} "
-              f"{m.origin:<32} {verdict}")
-        print(f"      {m.path}")
+        print(f"  {clean(m.name, one_line=True):<36} {format_size(m.size_bytes):>10}  "
+              f"{clean(m.quantization, one_line=True):<7} {clean(m.origin, one_line=True):<32} "
+              f"{clean(verdict, one_line=True)}")
+        print(f"      {clean(str(m.path), one_line=True)}")
     return 0
 
 
@@ -103,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--quant applies to checkpoint folders; a .gguf file is imported as "
                             "it is.")
         model = installed.import_model(args.path, args.name)
-        print(f"Imported {model.name!r} ({model.quantization}, {format_size(model.size_bytes)}) "
-              f"from {model.path}; the file stays where it is.")
+        print(f"Imported {clean(model.name, one_line=True)!r} ({model.quantization}, "
+              f"{format_size(model.size_bytes)}) from {clean(str(model.path), one_line=True)}; "
+              "the file stays where it is.")
         return 0
     if action == "remove":
         model = installed.remove_model(args.name)
         what = "deleted" if model.owns_file else "forgotten (the file was left in place)"
-        print(f"Removed {model.name!r}: {model.path} {what}.")
+        print(f"Removed {clean(model.name, one_line=True)!r}: "
+              f"{clean(str(model.path), one_line=True)} {what}.")
         return 0
     from app.engine import hardware
     from app.hub import catalogue, token_store

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from app import paths
+from app import fileio, paths
 from app.engine import modelfile
 from app.engine.hardware import Hardware
+from app.errors import UserError
 from app.units import format_size
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ QUANT_BITS: dict[str, float] = {
     "Q4_K_M": 4.85, "Q5_0": 5.52, "Q5_K_S": 5.52, "Q5_K_M": 5.68, "Q6_K": 6.56, "Q8_0": 8.50,
     "F16": 16.0, "F32": 32.0,
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(StrEnum):
@@ -78,7 +82,8 @@ class ModelShape:
         per_layer += 3 * self.n_embd * self.ff
         outside = 2 * self.n_vocab * self.n_embd  # token embedding + output head
         layers = self.n_layers * per_layer
-        return int(self.weights_bytes * layers / (layers + outside) / max(1, self.n_layers))
+        # max(1, ...): a damaged shape (zero width or layers) must give numbers, not a crash
+        return int(self.weights_bytes * layers / max(1, layers + outside) / max(1, self.n_layers))
 
     def outside_bytes(self) -> int:
         """Weight bytes outside the blocks (embedding and output head)."""
@@ -207,7 +212,7 @@ def plan(
     # On unified memory (Apple) what is not on the workers shares RAM with the CPU.
     if gpu and total <= gpu and (not hardware.unified_memory or max(0, total - remote) <= ram):
         return make(Verdict.FITS_GPU, -1, f"Fits on {where}: {need}; {usable}.")
-    per_layer = model.layer_bytes() + kv // max(1, n_layers)
+    per_layer = max(1, model.layer_bytes() + kv // max(1, n_layers))
     if gpu > compute + per_layer and n_layers > 0:
         layers = min(n_layers, (gpu - compute) // per_layer)
         on_gpu = layers * per_layer + compute
@@ -255,8 +260,12 @@ def shape_of_file(path: Path) -> ModelShape:
     numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
     """
     path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        stat = path.stat()
+    except OSError:
+        modelfile.check_model_file(path)  # names the path problem (missing, a loop...) in one line
+        raise
+    key = f"{modelfile.real_path(path)}|{stat.st_size}|{stat.st_mtime_ns}"
     if key in _shapes:
         return _shapes[key]
     cache = paths.cache_dir() / "model-shapes.json"
@@ -265,14 +274,23 @@ def shape_of_file(path: Path) -> ModelShape:
             known = json.loads(cache.read_text("utf-8"))
         except (OSError, ValueError):
             known = {}
-        if isinstance(known, dict) and isinstance(known.get(key), dict):
+        cached = known.get(key) if isinstance(known, dict) else None
+        if isinstance(cached, dict) and _plausible_shape(cached):
             with contextlib.suppress(TypeError):
-                _shapes[key] = ModelShape(**known[key])
+                _shapes[key] = ModelShape(**cached)
                 return _shapes[key]
         shape = _shapes[key] = ModelShape.from_file_info(modelfile.check_model_file(path))
         known = known if isinstance(known, dict) else {}
         known[key] = asdict(shape)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1), "utf-8")
-        os.replace(tmp, cache)
+        try:
+            fileio.write_text(cache, json.dumps(known, indent=1))
+        except UserError as err:  # a cache: reading the header again next time is fine
+            log.info("model shape cache not written: %s", err)
     return shape
+
+
+def _plausible_shape(cached: dict[str, Any]) -> bool:
+    """A cached shape is used only if its numbers could come from a validated header."""
+    counts = ("n_layers", "n_head", "n_head_kv", "n_embd", "weights_bytes", "n_vocab")
+    return all(isinstance(cached.get(k), int) and not isinstance(cached.get(k), bool)
+               and cached[k] > 0 for k in counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -60,6 +61,9 @@ class Range:
         if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
             kind = "a whole number" if self.whole else "a number"
             raise SettingsError(f"Sampling setting {name} must be {kind}, got {value!r}.")
+        if not math.isfinite(value):  # NaN compares false with every bound
+            raise SettingsError(f"Sampling setting {name} must be a finite number, got {value!r}; "
+                                f"use {self.low} to {self.high}.")
         if not self.low <= value <= self.high:
             low, high = (int(self.low), int(self.high)) if self.whole else (self.low, self.high)
             raise SettingsError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app import paths
+from app import fileio, paths
 from app.hub.client import RepoListing
 
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ def store_listing(listing: RepoListing) -> None:
             "commit": listing.commit, "gated": listing.gated, "fetched": time.time(),
             "files": {f.filename: {"size": f.size, "sha256": f.sha256} for f in listing.files},
         }
-        tmp = cache_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
-        os.replace(tmp, cache_path())
+        fileio.write_text(cache_path(), json.dumps(data, indent=1, sort_keys=True))
         _forget_catalogue()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+from app import fileio
 from app.hub import client
 from app.hub.client import RemoteFile, RetryPolicy
 from app.hub.errors import (
@@ -201,7 +202,7 @@ class _Fetch:
             )
             _hash_existing(self.part, have, self.hasher, self.control)
             self.done = have
-        self.meta_path.write_text(json.dumps(asdict(fresh), indent=1), "utf-8")
+        fileio.write_text(self.meta_path, json.dumps(asdict(fresh), indent=1))
         check_disk_space(self.dest.parent, self.remote.size - self.done, name)
         self.progress()
 

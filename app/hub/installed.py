@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app import paths
+from app import fileio, paths
+from app.engine.modelfile import real_path
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,8 @@ def _read() -> list[InstalledModel]:
 
 
 def _write(models: list[InstalledModel]) -> None:
-    path = registry_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"models": [m.to_json() for m in models]}, indent=1), "utf-8")
-    os.replace(tmp, path)
+    fileio.write_text(registry_path(), json.dumps({"models": [m.to_json() for m in models]},
+                                                  indent=1))
 
 
 def starter() -> InstalledModel | None:
@@ -125,7 +124,7 @@ def _unique_name(wanted: str, models: list[InstalledModel]) -> str:
 def add(model: InstalledModel) -> InstalledModel:
     """Register ``model`` (replacing an entry with the same path); returns it as stored."""
     with _lock:
-        models = [m for m in _read() if m.path.resolve() != model.path.resolve()]
+        models = [m for m in _read() if real_path(m.path) != real_path(model.path)]
         everyone = models + ([s] if (s := starter()) else [])
         model = replace(model, name=_unique_name(model.name, everyone), added=time.time())
         _write([*models, model])
@@ -154,7 +153,7 @@ def import_model(path: str | Path, name: str | None = None) -> InstalledModel:
     info = check_model_file(path)
     with _lock:
         for existing in _read():
-            if existing.path.resolve() == info.path:
+            if real_path(existing.path) == info.path:
                 raise UserError(f"{info.path} is already installed as {existing.name!r}.")
     return add(InstalledModel(
         name or info.path.stem, info.path, info.size_bytes, info.file_type or "?", "imported",
@@ -199,9 +198,9 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
                             + ", ".join(m.name for m in found) + "; use the full name or path.")
     candidate = Path(wanted).expanduser()
     if candidate.exists() or os.sep in wanted or wanted.endswith(".gguf"):
-        resolved = candidate.resolve()
+        resolved = real_path(candidate)
         for m in models:
-            if m.path.resolve() == resolved:
+            if real_path(m.path) == resolved:
                 return m
         if allow_path and candidate.is_file():
             size = candidate.stat().st_size
@@ -213,9 +212,12 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
 
 
 def default_model() -> InstalledModel | None:
-    """The most recently added model that still exists, else the starter."""
+    """The most recently added model that still exists and did not fail to load last time
+    (``load_failures``), else the starter."""
+    from app.hub import load_failures
+
     models = [m for m in list_installed() if m.exists]
-    added = [m for m in models if not m.builtin]
+    added = [m for m in models if not m.builtin and load_failures.failure(m.path) is None]
     if added:
         return max(added, key=lambda m: m.added)
     return models[0] if models else None

@@ -12,6 +12,7 @@ from app.store.models import (
     conversation_from_row,
     dumps,
 )
+from app.store.validate import MAX_SHORT, MAX_TEXT, sampling_problem
 
 TITLE_LIMIT = 200
 
@@ -21,6 +22,17 @@ _COUNT = "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"
 def clean_title(title: str) -> str:
     """One trimmed line, at most TITLE_LIMIT characters."""
     return " ".join(str(title).split())[:TITLE_LIMIT]
+
+
+def _check_settings(system_prompt: str | None, sampling: dict[str, Any] | None) -> None:
+    """Refuse what an import of the export would refuse (an export must always import again)."""
+    if system_prompt is not None and len(system_prompt) > MAX_TEXT:
+        raise StoreError(f"The system prompt is {len(system_prompt):,} characters long; the "
+                         f"limit is {MAX_TEXT:,}.")
+    if sampling is not None:
+        problem = sampling_problem(sampling)
+        if problem:
+            raise StoreError(f"Invalid sampling settings: {problem}.")
 
 
 class ConversationsMixin(StoreBase):
@@ -33,13 +45,15 @@ class ConversationsMixin(StoreBase):
         model: str | None = None,
         title: str | None = None,
     ) -> Conversation:
-        """A new, empty conversation (committed)."""
+        """A new, empty conversation (committed). Sampling settings must be valid (no NaN)."""
+        _check_settings(system_prompt, sampling)
         now = self._now()
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO conversations(title, created_at, updated_at, system_prompt, sampling,"
                 " model) VALUES (?, ?, ?, ?, ?, ?)",
-                (clean_title(title or ""), now, now, system_prompt, dumps(sampling or {}), model),
+                (clean_title(title or ""), now, now, system_prompt, dumps(sampling or {}),
+                 None if model is None else model[:MAX_SHORT]),
             )
             conversation_id = int(cur.lastrowid or 0)
         return self.get_conversation(conversation_id)
@@ -99,6 +113,7 @@ class ConversationsMixin(StoreBase):
         model: str | None = None,
     ) -> Conversation:
         """Change any of the system prompt, sampling settings and last-used model."""
+        _check_settings(system_prompt, sampling)
         sets: list[str] = []
         params: list[Any] = []
         if system_prompt is not None:
@@ -109,7 +124,7 @@ class ConversationsMixin(StoreBase):
             params.append(dumps(sampling))
         if model is not None:
             sets.append("model = ?")
-            params.append(model)
+            params.append(model[:MAX_SHORT])
         if not sets:
             return self.get_conversation(conversation_id)
         return self._update(conversation_id, ", ".join(sets), tuple(params))

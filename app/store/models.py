@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -87,20 +88,45 @@ class SearchHit:
     created_at: float
 
 
+_NOT_FINITE = object()
+
+
+def _finite_only(value: Any) -> Any:
+    """``value`` without non-finite numbers: dropped from objects, null in lists."""
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()
+                if not (isinstance(v, float) and not math.isfinite(v))}
+    if isinstance(value, list):
+        return [None if isinstance(v, float) and not math.isfinite(v) else _finite_only(v)
+                for v in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON for TEXT columns."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """Compact JSON for TEXT columns. NaN and infinities are left out: they are not JSON, and a
+    stored value must always export to a file that imports again."""
+    return json.dumps(_finite_only(value), ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True, allow_nan=False)
+
+
+def _drop_constants(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_constants(v) for k, v in value.items() if v is not _NOT_FINITE}
+    if isinstance(value, list):
+        return [None if v is _NOT_FINITE else _drop_constants(v) for v in value]
+    return value
 
 
 def loads_dict(text: str | None) -> dict[str, Any]:
-    """A JSON object from a TEXT column; anything else reads as empty."""
+    """A JSON object from a TEXT column; anything else reads as empty. A NaN or an infinity
+    written by an earlier version is left out (read as not set)."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=lambda _name: _NOT_FINITE)
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    return _drop_constants(value) if isinstance(value, dict) else {}
 
 
 def derive_title(text: str) -> str:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.plain import plain_label
 from app.ui.tasks import run_in_background
 from app.units import format_size
 
@@ -65,7 +66,7 @@ class TokenDialog(QDialog):
             "Gated models need a Hugging Face <b>read</b> token. Create one at "
             f'<a href="{TOKENS_PAGE}">{TOKENS_PAGE}</a>. It is checked with the Hub, then kept '
             "in your system keyring, never in a file.")
-        self.account = QLabel("Checking for a saved token…", self)
+        self.account = plain_label("Checking for a saved token…", self)  # the Hub's account name
         self.field = QLineEdit(self)
         self.field.setEchoMode(QLineEdit.EchoMode.Password)
         self.field.setPlaceholderText("hf_…")
@@ -172,7 +173,7 @@ class FileChooser(QDialog):
         box.rejected.connect(self.reject)
         self.list.itemDoubleClicked.connect(lambda _i: self.accept())
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"{len(files)} GGUF file(s) in {repo_id}:", self))
+        layout.addWidget(plain_label(f"{len(files)} GGUF file(s) in {repo_id}:", self))
         layout.addWidget(self.list, 1)
         layout.addWidget(box)
         self.resize(620, 380)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import APP_NAME, paths
+from app import APP_NAME, notices, paths
 from app import settings as app_settings
 from app.chat.sampling import resolve_sampling
 from app.chat.service import ChatService
@@ -81,6 +81,18 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self._closing = False  # closeEvent has begun (it finishes once the model thread ends)
         self._close_later = False  # closing again when the model thread ends
         self._build()
+        for text in notices.take():  # e.g. a damaged settings file set aside: said once
+            self.banners.show_banner(text, "warning")
+        if self.store.damaged:
+            self.banners.show_banner(
+                f"The conversations database {self.db_path} is damaged: reading works, but "
+                "nothing new is saved. Close Llama Desk and run `llama-desk history repair` to "
+                "save every readable conversation into a fresh database.", "error", "store")
+        elif self.store.read_only:
+            self.banners.show_banner(
+                f"The conversations database {self.db_path} is read-only: you can read your "
+                "conversations, but nothing new is saved. Check the permissions of the file "
+                "and its folder.", "warning", "store")
         self._connect()
         self._init_chat_state()
         self.apply_font()
@@ -146,6 +158,9 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.backend_label = QLabel("Backend: …", self)
         self.state_label = QLabel("No model", self)
         self.state_label.setObjectName("modelState")
+        # They show model names and file names: never interpreted as rich text (HTML).
+        for label in (self.meter, self.backend_label, self.state_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)
         bar = self.statusBar()
         bar.addWidget(self.state_label, 1)
         bar.addPermanentWidget(self.meter)
@@ -176,6 +191,7 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         w.backend_ready.connect(self.on_backend)
         w.load_started.connect(self.on_load_started)
         w.loaded.connect(self.on_loaded)
+        w.load_note.connect(self.on_load_note)
         w.load_failed.connect(self.on_load_failed)
         w.user_stored.connect(self.on_user_stored)
         w.reply_started.connect(self.on_reply_started)

@@ -77,6 +77,10 @@ class ModelActions:
         if path:
             self.picker.select_path(path)
 
+    def on_load_note(self, text: str) -> None:
+        """The usual model was skipped (it failed to load last time): say why, once."""
+        self.banners.show_banner(text, "warning", "load-note")
+
     def on_loaded(self, info: ModelInfo) -> None:
         if self._closing:  # the load ended while the window was closing
             return

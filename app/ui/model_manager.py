@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
+from app.ui.plain import plain_label, plain_tip
 from app.ui.tasks import run_in_background
 from app.units import format_duration, format_size
 
@@ -76,7 +76,7 @@ class ModelManager(QDialog):
         self.downloads = manager
         self.downloads.subscribe(self._snapshot.emit)  # called in the download thread
 
-        self.hardware = QLabel("Checking this computer's memory…", self)
+        self.hardware = plain_label("Checking this computer's memory…", self)  # GPU names
         self.hardware.setWordWrap(True)
         self.message = message_label(self)
         self.tabs = QTabWidget(self)
@@ -304,7 +304,7 @@ class ModelManager(QDialog):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(DATA, (model.name, str(model.path), model.builtin))
-                item.setToolTip(str(model.path))
+                item.setToolTip(plain_tip(str(model.path)))
                 self.installed.setItem(row, col, item)
 
     def _selected_installed(self) -> tuple[str, str, bool] | None:
@@ -347,7 +347,7 @@ class ModelManager(QDialog):
             self.table.insertRow(row)
             name = QTableWidgetItem(snap.filename)
             name.setData(DATA, snap.job_id)
-            name.setToolTip(f"{snap.repo_id}/{snap.filename}")
+            name.setToolTip(plain_tip(f"{snap.repo_id}/{snap.filename}"))
             self.table.setItem(row, 0, name)
             bar = QProgressBar()
             bar.setRange(0, 1000)
@@ -367,7 +367,7 @@ class ModelManager(QDialog):
             state += f" — {snap.message}"
         self._cell(row, 4).setText(state)
         if snap.state.value == "failed" and snap.error:
-            self._cell(row, 4).setToolTip(snap.error)
+            self._cell(row, 4).setToolTip(plain_tip(snap.error))
             self.show_message(snap.error, error=True)
         elif snap.state.value == "done":
             self.show_message(f"{snap.filename} is downloaded and verified; choose it in the "

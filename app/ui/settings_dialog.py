@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, SAMPLING_RANGES, Sampling
 from app.errors import SettingsError
 from app.settings import AppSettings
+from app.ui.plain import plain_label
 
 FORMAT_CHOICES = (
     ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
@@ -139,7 +140,7 @@ class SettingsDialog(QDialog):
         app_form.addRow("Font size", self.font_size)
         app_form.addRow("Theme", QLabel("Follows the system (light or dark)"))
 
-        self.error = QLabel("")
+        self.error = plain_label("")  # the message quotes values the user typed
         self.error.setStyleSheet("color:#c0392b;")
         self.error.setWordWrap(True)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal, SignalInstance
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.ui.plain import plain_tip
 
 if TYPE_CHECKING:
     from app.store import Store
@@ -134,7 +135,7 @@ class Sidebar(QWidget):
                     text = f"{hit.conversation_title or 'New conversation'}\n{snippet_text(hit.snippet)}"
                     item = self._add(hit.conversation_id, text, editable=False)
                     item.setData(MESSAGE_ROLE, hit.message_id)
-                    item.setToolTip(html.escape(hit.snippet))
+                    item.setToolTip(plain_tip(hit.snippet))
             else:
                 self.title.setText("Conversations")
                 for conv in self.store.list_conversations():

@@ -189,3 +189,27 @@ def test_inspector_shows_the_note_as_plain_text(qtbot: Any) -> None:
     summary = dialog.summary.text()
     assert "<img" not in summary and "&lt;img src=&#x27;x&#x27;&gt;&lt;b&gt;Evil" in summary
     assert summary.startswith("<b>3 tokens</b>")
+
+
+def test_a_model_that_failed_to_load_is_not_the_default_at_start(
+        qtbot: Any, make_window: Any, tiny_llama2: Path, tmp_path: Path) -> None:
+    """It took the app down last time (or failed): the window opens with the starter and says so."""
+    import pytest
+
+    from app import settings as app_settings
+    from app.errors import ModelFileError
+    from app.hub import installed, load_failures
+
+    copy = tmp_path / "broken-llama.gguf"
+    copy.write_bytes(tiny_llama2.read_bytes())
+    model = installed.import_model(copy)
+    saved = app_settings.load()
+    saved.model = str(model.path)
+    app_settings.save(saved)
+    with pytest.raises(ModelFileError), load_failures.loading(model.path):
+        raise ModelFileError("llama.cpp could not load it")
+    window = make_window(FakeEngine())
+    assert window.model_info is not None and window.model_info.name == "Starter (SmolLM2 135M)"
+    qtbot.waitUntil(lambda: any("was not loaded" in t for t in window.banners.texts()), timeout=5000)
+    [note] = [t for t in window.banners.texts() if "was not loaded" in t]
+    assert model.name in note and "could not load it" in note and "started with" in note
