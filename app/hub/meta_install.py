@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app import paths
+from app import fileio, paths
 from app.convert.layout import find_checkpoint, read_checklist
 from app.convert.pipeline import check_disk, result_bytes
 from app.convert.progress import Reporter
@@ -164,7 +164,7 @@ class _Session:
 
     def _mark(self, name: str, mark: str) -> None:
         self.ledger[name] = mark
-        (self.root / LEDGER).write_text(json.dumps(self.ledger, indent=1), "utf-8")
+        fileio.write_text(self.root / LEDGER, json.dumps(self.ledger, indent=1))
 
     def _refused(self, err: ForbiddenError) -> HubError:
         """Expired or used up, or a model the link does not cover: probe the licence to tell."""
@@ -254,7 +254,7 @@ def _keep_licence(root: Path, model_path: Path) -> tuple[tuple[Path, ...], str |
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     if digest in seen:
         return tuple(kept), None
-    seen_file.write_text(json.dumps({"shown": sorted(seen | {digest})}, indent=1), "utf-8")
+    fileio.write_text(seen_file, json.dumps({"shown": sorted(seen | {digest})}, indent=1))
     return tuple(kept), "\n\n".join(texts)
 
 
