@@ -290,3 +290,17 @@ def test_no_copy_of_the_signature_anywhere(meta_cdn: MetaCDN, llama_desk_home: P
         assert files_containing(llama_desk_home, secret) == []
         assert secret not in caplog.text
         assert not any(secret in (s.message + (s.error or "")) for s in seen)
+
+
+def test_a_checklist_naming_a_path_outside_the_folder_is_refused(meta_cdn: MetaCDN,
+                                                                 meta_tree: Path) -> None:
+    from tests.hub.meta_cdn import REPO
+
+    listed = (meta_tree / "llama-2-7b-chat" / "checklist.chk").read_text()
+    meta_cdn.add(REPO, "llama-2-7b-chat/checklist.chk",
+                 (listed + f"{'0' * 32}  ../../../.bashrc\n").encode())
+    snap = run(meta_cdn.new_link())
+    assert snap.state is ConvertState.FAILED
+    assert "checklist.chk from 127.0.0.1 lists an odd file name ('../../../.bashrc')" in (
+        snap.error or "")
+    assert not any(n.endswith(".pth") for n in meta_cdn.fetched()) and registered() == []
