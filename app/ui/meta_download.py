@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QTreeWidget,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.hub.meta_catalogue import MetaModel, meta_models
 from app.hub.meta_link import EXAMPLE, REQUEST_PAGE, MetaLink, MetaLinkError
-from app.ui.hub_dialogs import linkify, message_label
+from app.ui.hub_dialogs import linkify, masked_row, message_label
 from app.ui.tasks import run_in_background
 from app.units import format_estimate, format_size
 
@@ -62,18 +61,9 @@ class MetaDownloadDialog(QDialog):
             "e-mails a download link that works for 24 hours. Paste it here: it is used for this "
             "download only and never saved. The files are checked against Meta's md5 sums, then "
             "converted to GGUF on this computer.")
-        self.field = QLineEdit(self)
-        self.field.setEchoMode(QLineEdit.EchoMode.Password)
-        self.field.setPlaceholderText(EXAMPLE)
-        self.field.setAccessibleName("Download link from Meta's e-mail")
+        self.field, self.show_button, row = masked_row(
+            self, EXAMPLE, "Download link from Meta's e-mail", "link")
         self.field.textChanged.connect(self._check_link)
-        self.show_button = QPushButton("Show", self)
-        self.show_button.setCheckable(True)
-        self.show_button.setAccessibleName("Show link")
-        self.show_button.toggled.connect(self._toggle_echo)
-        row = QHBoxLayout()
-        row.addWidget(self.field, 1)
-        row.addWidget(self.show_button)
         self.link_status = message_label(self)
         self.quant = QComboBox(self)
         self.quant.setAccessibleName("Quantization")
@@ -114,10 +104,6 @@ class MetaDownloadDialog(QDialog):
         self._check_link("")
 
     # ---- the link -----------------------------------------------------------------------------
-    def _toggle_echo(self, on: bool) -> None:
-        self.field.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
-        self.show_button.setText("Hide" if on else "Show")
-
     def link(self) -> MetaLink | None:
         try:
             return MetaLink.parse(self.field.text())
