@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,34 +188,33 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_rename(args: argparse.Namespace) -> int:
+def _change(args: argparse.Namespace, change: Callable[[Store], Conversation],
+            said: Callable[[Conversation, str], str]) -> int:
+    """Apply one change to a conversation and say what was done (its title made safe to print)."""
     with _open() as store:
-        conv = store.rename(args.id, " ".join(args.title))
-    print(f"Renamed #{conv.id} to {clean(conv.title, one_line=True)!r}.")
+        conv = change(store)
+    print(said(conv, clean(conv.display_title, one_line=True)))
     return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    return _change(args, lambda s: s.rename(args.id, " ".join(args.title)),
+                   lambda c, title: f"Renamed #{c.id} to {title!r}.")
 
 
 def run_pin(args: argparse.Namespace) -> int:
-    with _open() as store:
-        conv = store.set_pinned(args.id, args.pinned)
-    print(f"{'Pinned' if conv.pinned else 'Unpinned'} #{conv.id} "
-          f"{clean(conv.display_title, one_line=True)}.")
-    return 0
+    return _change(args, lambda s: s.set_pinned(args.id, args.pinned),
+                   lambda c, title: f"{'Pinned' if c.pinned else 'Unpinned'} #{c.id} {title}.")
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    with _open() as store:
-        conv = store.trash(args.id)
-    print(f"Moved #{conv.id} {clean(conv.display_title, one_line=True)} to the trash "
-          f"(undo: llama-desk history restore {conv.id}).")
-    return 0
+    return _change(args, lambda s: s.trash(args.id),
+                   lambda c, title: f"Moved #{c.id} {title} to the trash "
+                                    f"(undo: llama-desk history restore {c.id}).")
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    with _open() as store:
-        conv = store.restore(args.id)
-    print(f"Restored #{conv.id} {clean(conv.display_title, one_line=True)}.")
-    return 0
+    return _change(args, lambda s: s.restore(args.id), lambda c, title: f"Restored #{c.id} {title}.")
 
 
 def run_empty_trash(args: argparse.Namespace) -> int:
