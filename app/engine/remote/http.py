@@ -105,9 +105,11 @@ class Connection:
         check = (f"`llama-desk engines check {self.name}`" if self.name != self.config.url
                  else "that the server is running")
         if isinstance(err, httpx.ConnectTimeout):
+            https = (" (a plain http server given an https:// address hangs like this too)"
+                     if self.config.url.startswith("https://") else "")
             return EngineUnreachableError(
-                f"Cannot reach {where}: no answer within {CONNECT_TIMEOUT_S:.0f} s; check the "
-                f"address, the network and any firewall ({check}).")
+                f"Cannot reach {where}: no answer within {CONNECT_TIMEOUT_S:.0f} s{https}; check "
+                f"the address, the network and any firewall ({check}).")
         if isinstance(err, httpx.TimeoutException):
             return EngineTimeoutError(
                 f"{where} stopped answering (timed out); it may be overloaded, or the prompt too "

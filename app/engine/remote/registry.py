@@ -167,7 +167,9 @@ class EngineRef:
     def label(self) -> str:
         """How faces name it: ``MODEL @ ENGINE``."""
         where = self.engine.split("://", 1)[-1] if self.is_url else self.engine
-        return f"{self.model or 'default model'} @ {where}"
+        # llama-server calls a model by its file path unless given --alias: show the file name.
+        model = self.model.rsplit("/", 1)[-1] if self.model.startswith("/") else self.model
+        return f"{model or 'default model'} @ {where}"
 
     def config(self) -> EngineConfig:
         return adhoc_engine(self.engine) if self.is_url else get_engine(self.engine)
