@@ -167,6 +167,10 @@ class RemoteEngine:
                         reason = delta.finish
                 if self._cancel.is_set():
                     reason = "cancelled"
+                elif not first and not counted and reason == "stop":
+                    raise RemoteEngineError(
+                        f"Engine {conn.name} ended the reply without a word; its log may say "
+                        "why (a conversation longer than its context often ends like this).")
             except (EngineStreamCutError, EngineTimeoutError) as err:
                 if self._cancel.is_set():
                     reason = "cancelled"

@@ -28,6 +28,7 @@ def proxy(server: LlamaServer) -> Iterator[RecordingProxy]:
     recorder.close()
 
 
-@pytest.fixture
-def keyring_backend(memory_keyring: Any) -> Any:
+@pytest.fixture(autouse=True)
+def _keyring(memory_keyring: Any) -> Any:
+    """Never the real OS keyring: every test here gets the in-memory one."""
     return memory_keyring

@@ -163,3 +163,39 @@ def self_signed_tls_server(folder: Path) -> Iterator[int]:
         stop.set()
         listener.close()
         thread.join(timeout=5)
+
+
+class LlamaCppPythonServer:
+    """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``)."""
+
+    def __init__(self, model: Path, *extra: str) -> None:
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
+             "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--verbose", "False",
+             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("llama_cpp.server did not become ready in 120 s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait(timeout=30)
