@@ -59,9 +59,10 @@ def _tls_failure(err: BaseException) -> ssl.SSLError | None:
 
 
 class Connection:
-    """Talks to one engine. JSON calls share a kept-alive client; each streamed reply gets its
-    own connection, whose socket ``cut()`` shuts from any thread (that is how Stop closes the
-    request, and the server stops generating). Only the owner thread makes requests."""
+    """Talks to one engine over kept-alive connections. ``cut()`` shuts the socket of the reply
+    in flight from any thread (that is how Stop closes the request, and the server stops
+    generating); the socket is known from the connection's opening, or for a reused connection
+    from the reply's headers on. Only the owner thread makes requests."""
 
     def __init__(self, config: EngineConfig) -> None:
         import httpx2 as httpx
@@ -83,17 +84,14 @@ class Connection:
                                       follow_redirects=False, trust_env=trust_env)
         self._client = httpx.Client(
             timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), **common)
-        self._streams = httpx.Client(
-            timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S,
-                                  read=STREAM_READ_TIMEOUT_S),
-            limits=httpx.Limits(max_keepalive_connections=0), **common)
+        self._stream_timeout = httpx.Timeout(CALL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S,
+                                             read=STREAM_READ_TIMEOUT_S)
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._cut = False
 
     def close(self) -> None:
         self._client.close()
-        self._streams.close()
 
     # -- errors ------------------------------------------------------------------------------------
     def transport_error(self, err: Exception, *, started: bool = False) -> RemoteEngineError:
@@ -200,17 +198,22 @@ class Connection:
         self._cut = False
         started = False
 
+        def watch(network_stream: Any) -> None:
+            sock = network_stream.get_extra_info("socket") if network_stream else None
+            with self._lock:
+                self._socket = sock
+            if cancel.is_set():
+                self.cut()
+
         def trace(event: str, info: dict[str, Any]) -> None:
             if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-                sock = info["return_value"].get_extra_info("socket")
-                with self._lock:
-                    self._socket = sock
-                if cancel.is_set():
-                    self.cut()
+                watch(info["return_value"])
 
         try:
-            with self._streams.stream("POST", path, json=body, extensions={"trace": trace},
-                                      headers={"Accept": "text/event-stream"}) as response:
+            with self._client.stream("POST", path, json=body, extensions={"trace": trace},
+                                     timeout=self._stream_timeout,
+                                     headers={"Accept": "text/event-stream"}) as response:
+                watch(response.extensions.get("network_stream"))
                 if response.status_code >= 300:
                     response.read()
                     raise self.status_error(response.status_code, self._decode(response),
