@@ -32,6 +32,22 @@ def display_name(path: str | Path) -> str:
     return Path(path).name
 
 
+def remote_choice(requested: str, model: str = "") -> ModelChoice:
+    """A model on a remote engine: ``engine:NAME/MODEL``, or an engine's name or URL with
+    ``model`` (empty: the server's first); the engine must be configured (or a usable URL)."""
+    from app.engine.remote import registry
+
+    if registry.is_ref(requested):
+        ref = registry.parse_ref(requested)
+        ref = registry.EngineRef(ref.engine, model or ref.model)
+    elif "://" in requested:
+        ref = registry.EngineRef(registry.adhoc_engine(requested).url, model)
+    else:
+        ref = registry.EngineRef(registry.get_engine(requested).name, model)
+    ref.config()  # refuses an unknown engine, or plain http to a public host
+    return ModelChoice(str(ref), ref.label)
+
+
 def _name(model: InstalledModel) -> str:
     """A registered model's name; a file loaded by path is called by its file name."""
     return model.path.name if model.source == "path" else model.name
@@ -47,8 +63,11 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
     (a model that took the process down while loading is never picked again by itself: the
     ``note`` says so); otherwise the newest installed model, else the starter.
     """
+    from app.engine.remote import registry
     from app.hub import installed, load_failures
 
+    if requested and (registry.is_ref(requested) or "://" in requested):
+        return remote_choice(requested)
     if requested:
         try:
             found = installed.resolve_model(requested)
@@ -61,6 +80,13 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
     for wanted in (conversation, last_used):
         if not wanted:
             continue
+        if registry.is_ref(wanted):
+            try:  # an engine still configured (whether it answers, the load will say)
+                return remote_choice(wanted)
+            except UserError as err:
+                skipped = skipped or (f"{wanted} was not used: {str(err).rstrip('.')}. Pick it "
+                                      "again once the engine is set up.")
+                continue
         try:
             found = installed.resolve_model(wanted)
         except UserError:

@@ -14,6 +14,7 @@ from app.chat.reply import Reply
 from app.chat.sampling import resolve_sampling
 from app.chat.text import scrub
 from app.engine.owner import Ticket
+from app.engine.remote.registry import is_ref
 from app.engine.types import Message, ModelInfo, PreparedPrompt, Sampling
 from app.errors import Cancelled, UserError
 
@@ -122,7 +123,8 @@ class ChatService:
         self.load_note = choice.note
         with load_failures.loading(choice.path):  # a crash inside llama.cpp is remembered
             info = self.engine.load(choice.path, options)
-        self.model = dataclasses.replace(info, name=choice.name)
+        # A remote engine names its model itself (MODEL @ ENGINE, the model it picked).
+        self.model = info if is_ref(info.path) else dataclasses.replace(info, name=choice.name)
         return self.model
 
     def _require_model(self) -> ModelInfo:
@@ -130,7 +132,8 @@ class ChatService:
         if info is None:
             raise UserError("No model is loaded; choose a model first.")
         if self.model is None or self.model.path != info.path:
-            self.model = dataclasses.replace(info, name=display_name(info.path))
+            self.model = (info if is_ref(info.path)
+                          else dataclasses.replace(info, name=display_name(info.path)))
         return self.model
 
     # -- turns ---------------------------------------------------------------------------------
@@ -229,6 +232,10 @@ class ChatService:
             prompt = self.engine.prepare(messages, self._sampling(conv, None))
         except UserError as err:
             return ContextCount(conversation_id, -1, info.n_ctx, error=str(err))
+        if not prompt.tokens:  # a server that applies its own prompt format: not countable here
+            return ContextCount(conversation_id, -1, info.n_ctx,
+                                error="The server formats the prompt itself; its size is not "
+                                      "known before it is sent.")
         return ContextCount(conversation_id, len(prompt.tokens), info.n_ctx,
                             prompt.dropped_messages)
 

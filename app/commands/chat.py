@@ -39,7 +39,11 @@ def register(sub: Any) -> None:
         epilog=INTERACTIVE_HELP,
     )
     p.add_argument("message", nargs="?", help="one message to answer (omit for an interactive chat)")
-    p.add_argument("-m", "--model", help="installed model name, or a path to a .gguf file")
+    p.add_argument("-m", "--model", help="installed model name, or a path to a .gguf file (with "
+                   "--engine: one of the server's models, default its first)")
+    p.add_argument("--engine", metavar="NAME|URL",
+                   help="chat with a model on a remote engine (`llama-desk engines add`) or a "
+                   "server URL (llama.cpp's llama-server or any OpenAI-compatible server)")
     p.add_argument("--system", help="system prompt (default: the conversation's or the app's)")
     p.add_argument("--continue", dest="continue_id", type=int, metavar="ID",
                    help="continue stored conversation ID")
@@ -215,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
 def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = None) -> int:
     """The chat command on ``engine_factory``'s engine (the local llama.cpp engine by default)."""
     from app import settings as app_settings
+    from app.chat.models import ModelChoice, remote_choice
     from app.chat.service import ChatService
     from app.chat.text import utf8_terminal
     from app.engine.local import LocalEngine
@@ -226,12 +231,21 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
     if args.edit is not None and (args.continue_id is None or args.message is None):
         raise UserError("--edit needs --continue ID and the new MESSAGE.")
     settings = app_settings.load()
+    requested: str | ModelChoice | None = args.model
+    if getattr(args, "engine", None):
+        requested = remote_choice(args.engine, args.model or "")
+        from app.engine.remote.address import privacy_warning
+        from app.engine.remote.registry import parse_ref
+
+        warning = privacy_warning(parse_ref(requested.path).config().url)
+        if warning:
+            print(f"llama-desk: warning: {warning}", file=sys.stderr)
     make_engine = engine_factory or LocalEngine
     owner: EngineOwner[ChatService] = EngineOwner(lambda: ChatService(
         make_engine(), settings=lambda: settings,
         history=not args.no_save or args.continue_id is not None))
     try:
-        info = owner.call(owner.resource.load_model, args.model,
+        info = owner.call(owner.resource.load_model, requested,
                           conversation_id=args.continue_id, overrides=load_overrides(args))
         if owner.resource.load_note:
             print(f"llama-desk: warning: {owner.resource.load_note}", file=sys.stderr)
@@ -251,7 +265,8 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
 
 
 def _interactive(session: TerminalChat, name: str, format_name: str, n_ctx: int) -> int:
-    print(f"Chatting with {name} ({format_name} format, {n_ctx:,}-token context). Ctrl+C stops "
+    context = f"{n_ctx:,}-token context" if n_ctx > 0 else "the server's context"
+    print(f"Chatting with {name} ({format_name} format, {context}). Ctrl+C stops "
           "a reply; Ctrl+D quits; /help lists commands.", file=sys.stderr)
     while True:
         try:

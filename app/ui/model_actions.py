@@ -88,9 +88,10 @@ class ModelActions:
         self.model_state = "ready"
         self.picker.select_path(str(info.path))
         self.composer.set_model_ready(True)
-        where = "CPU" if info.n_gpu_layers == 0 else "GPU"
-        self.state_label.setText(
-            f"Ready: {info.name} ({where}, {info.n_ctx:,}-token context, {info.format_name} format)")
+        remote = str(info.path).startswith("engine:")
+        where = "remote" if remote else "CPU" if info.n_gpu_layers == 0 else "GPU"
+        context = f"{info.n_ctx:,}-token context" if info.n_ctx else "context size not reported"
+        self.state_label.setText(f"Ready: {info.name} ({where}, {context}, {info.format_name} format)")
         self.settings.model = str(info.path)
         try:
             from app import settings as app_settings

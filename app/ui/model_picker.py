@@ -1,4 +1,4 @@
-"""The toolbar's model picker: installed models and the starter, with size and fit verdict."""
+"""The toolbar model picker: installed models and the starter (size, fit verdict), remote engines' models."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
+from app.ui import remote_models
 from app.ui.tasks import run_in_background
 from app.units import format_size
 
 if TYPE_CHECKING:
+    from app.engine.remote.listing import RemoteModel
     from app.hub.installed import InstalledModel
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class ModelPicker(QComboBox):
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.verdicts: dict[tuple[str, int], str] = {}  # by (path, context size)
         self.models: list[InstalledModel] = []
+        self.remote: list[RemoteModel] = []  # configured engines' models (app/ui/remote_models)
         self._current = ""
         self._filling = False
         self.n_ctx = 4096
@@ -55,19 +58,29 @@ class ModelPicker(QComboBox):
         if n_ctx:
             self.n_ctx = n_ctx
         self.models = installed_models()
-        self._filling = True
-        self.clear()
-        for model in self.models:
-            self.addItem(self._label(model), str(model.path))
-        self.insertSeparator(self.count())
-        self.addItem("Get models…", GET_MODELS)
-        self._filling = False
-        self.select_path(self._current)
+        self._fill()
+        remote_models.fetch_remote_models(self._got_remote)
         ctx = self.n_ctx
         paths = [str(m.path) for m in self.models if (str(m.path), ctx) not in self.verdicts]
         if paths:
             run_in_background(lambda: self._verdicts(paths, ctx),
                               lambda found: self._got_verdicts(found, ctx))
+
+    def _fill(self) -> None:
+        self._filling = True
+        self.clear()
+        for model in self.models:
+            self.addItem(self._label(model), str(model.path))
+        remote_models.add_remote_items(self, self.remote)
+        self.insertSeparator(self.count())
+        self.addItem("Get models…", GET_MODELS)
+        self._filling = False
+        self.select_path(self._current)
+
+    def _got_remote(self, entries: list[RemoteModel]) -> None:
+        if entries != self.remote:
+            self.remote = entries
+            self._fill()
 
     def _label(self, model: InstalledModel) -> str:
         verdict = self.verdicts.get((str(model.path), self.n_ctx))
@@ -105,6 +118,9 @@ class ModelPicker(QComboBox):
         return self._current
 
     def name_for(self, path: str) -> str:
+        remote = remote_models.remote_name(self.remote, path)
+        if remote is not None:
+            return remote
         for model in self.models:
             if str(model.path) == path:
                 return str(model.name)
