@@ -31,6 +31,12 @@ class AppSettings:
     default_system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
     prompt_formats: dict[str, str] = field(default_factory=dict)  # model path -> format override
+    # The local API server run by the window (the key lives in the keyring, never here).
+    api_server: bool = False
+    api_port: int = 8765
+    api_lan: bool = False  # listen on every network interface (needs a key), not only loopback
+    api_origins: list[str] = field(default_factory=list)  # web pages allowed to call it (CORS)
+    api_save_history: bool = False  # store each API chat request as a conversation
 
     def load_options(self, model_path: str | Path | None = None) -> LoadOptions:
         """Engine load options from these settings (format override per model file)."""
@@ -46,6 +52,12 @@ class AppSettings:
         self.default_sampling()
         if not 6 <= self.font_size <= 48:
             raise SettingsError(f"Font size {self.font_size} is out of range; use 6 to 48.")
+        if isinstance(self.api_port, bool) or not isinstance(self.api_port, int) \
+                or not 1 <= self.api_port <= 65535:
+            raise SettingsError(f"API server port {self.api_port} is out of range; use 1 to 65535.")
+        if not isinstance(self.api_origins, list) or not all(
+                isinstance(o, str) for o in self.api_origins):
+            raise SettingsError("API server origins must be a list of web addresses.")
 
 
 def settings_path() -> Path:
