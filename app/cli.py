@@ -14,7 +14,7 @@ from app.errors import UserError
 log = logging.getLogger(__name__)
 
 # Each name is a module in app/commands/ with register(subparsers).
-COMMANDS = ("chat", "history", "models", "download", "token", "bench")
+COMMANDS = ("chat", "serve", "history", "models", "download", "token", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
