@@ -231,13 +231,13 @@ def _message(raw: Any, index: int) -> Message:
     where = f"messages[{index}]"
     if not isinstance(raw, dict):
         raise bad_request(f"{where} must be an object with role and content.", param=where)
-    for name in raw:
-        if name not in MESSAGE_FIELDS:
-            raise bad_request(f"Unrecognized field {where}.{name}", param=f"{where}.{name}")
     role = raw.get("role")
     if role in ("tool", "function"):
         raise bad_request(f"{where}: {role} messages are not supported (no tool calling).",
                           param=f"{where}.role")
+    for name in raw:
+        if name not in MESSAGE_FIELDS:
+            raise bad_request(f"Unrecognized field {where}.{name}", param=f"{where}.{name}")
     if role not in ROLES:
         raise bad_request(f"{where}.role must be one of system, developer, user, assistant.",
                           param=f"{where}.role")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.errors import UserError
 from app.server import keys
 from app.server.config import DEFAULT_HOST, ServerConfig, base_url, check_key
-from app.ui.tasks import on_ui_thread
+from app.ui.tasks import funnel, on_ui_thread
 
 if TYPE_CHECKING:
     from app.chat.service import ChatService
@@ -155,6 +155,7 @@ class ApiServerController(QObject):
     def __init__(self, owner: EngineOwner[ChatService], settings: Callable[[], AppSettings],
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
+        funnel()  # made here, on the UI thread: the worker thread reports through it
         self.owner = owner
         self.settings = settings
         self.label = QLabel("")
