@@ -165,7 +165,8 @@ class Dispatcher:
         except ApiError as err:
             job.put(Event("error", error=err))
         except UserError as err:
-            job.put(Event("error", error=from_user_error(err)))
+            job.put(Event("error", error=from_user_error(
+                err, prompt_param="messages" if request.messages else "prompt")))
         except Exception:
             log.exception("an API request failed")
             job.put(Event("error", error=server_error()))

@@ -36,10 +36,10 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return ApiError(400, message, param=param, code=code)
 
 
-def from_user_error(err: UserError) -> ApiError:
+def from_user_error(err: UserError, *, prompt_param: str = "messages") -> ApiError:
     """The answer for a refusal from the chat service or the engine."""
     if isinstance(err, ContextOverflowError):
-        return ApiError(400, str(err), param="messages", code="context_length_exceeded")
+        return ApiError(400, str(err), param=prompt_param, code="context_length_exceeded")
     if isinstance(err, ModelFileError | ModelTooLargeError):
         return ApiError(500, str(err), kind="server_error", code="model_load_failed")
     return ApiError(400, str(err))

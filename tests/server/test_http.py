@@ -258,6 +258,10 @@ def test_a_prompt_that_cannot_fit_is_400(serve_fake: Callable[..., Served]) -> N
                     {"messages": [{"role": "user", "content": "word " * 100}], "max_tokens": 8})
     assert response.status_code == 400
     assert error_of(response)["code"] == "context_length_exceeded"
+    assert error_of(response)["param"] == "messages"
+    text = post(served, "/completions", {"prompt": "word " * 100, "max_tokens": 8})
+    assert text.status_code == 400 and error_of(text)["param"] == "prompt"
+    assert error_of(text)["code"] == "context_length_exceeded"
 
 
 def test_a_failed_generation_is_500_or_an_error_event(serve_fake: Callable[..., Served]) -> None:
