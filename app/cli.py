@@ -15,7 +15,8 @@ from app.errors import UserError
 log = logging.getLogger(__name__)
 
 # Each name is a module in app/commands/ with register(subparsers).
-COMMANDS = ("chat", "history", "models", "download", "token", "bench", "worker", "engines")
+COMMANDS = ("chat", "serve", "history", "models", "download", "token", "bench", "worker",
+            "engines")
 
 
 class Parser(argparse.ArgumentParser):

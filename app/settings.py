@@ -33,6 +33,12 @@ class AppSettings:
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
     prompt_formats: dict[str, str] = field(default_factory=dict)  # model path -> format override
     workers: list[str] = field(default_factory=list)  # llama.cpp RPC workers, "host:port"
+    # The local API server run by the window (the key lives in the keyring, never here).
+    api_server: bool = False
+    api_port: int = 8765
+    api_lan: bool = False  # listen on every network interface (needs a key), not only loopback
+    api_origins: list[str] = field(default_factory=list)  # web pages allowed to call it (CORS)
+    api_save_history: bool = False  # store each API chat request as a conversation
 
     def load_options(self, model_path: str | Path | None = None) -> LoadOptions:
         """Engine load options from these settings (format override per model file)."""
@@ -51,6 +57,12 @@ class AppSettings:
         self.default_sampling()
         if not 6 <= self.font_size <= 48:
             raise SettingsError(f"Font size {self.font_size} is out of range; use 6 to 48.")
+        if isinstance(self.api_port, bool) or not isinstance(self.api_port, int) \
+                or not 1 <= self.api_port <= 65535:
+            raise SettingsError(f"API server port {self.api_port} is out of range; use 1 to 65535.")
+        if not isinstance(self.api_origins, list) or not all(
+                isinstance(o, str) for o in self.api_origins):
+            raise SettingsError("API server origins must be a list of web addresses.")
 
 
 def settings_path() -> Path:
@@ -62,7 +74,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "context_size": (int,), "gpu_layers": (int, type(None)), "threads": (int, type(None)),
     "font_size": (int,), "model": (str, type(None)),
     "default_system_prompt": (str,), "sampling": (dict,), "prompt_formats": (dict,),
-    "workers": (list,),
+    "workers": (list,), "api_server": (bool,), "api_port": (int,), "api_lan": (bool,),
+    "api_origins": (list,), "api_save_history": (bool,),
 }
 PROMPT_FORMATS = ("auto", "llama-2", "template")
 def _reject_constant(name: str) -> float:
@@ -78,7 +91,8 @@ def _parse(text: str) -> AppSettings:
     for name, value in raw.items():
         if name not in _TYPES:
             continue  # a setting from another version: ignored, not an error
-        if isinstance(value, bool) or not isinstance(value, _TYPES[name]):
+        if (isinstance(value, bool) and bool not in _TYPES[name]) \
+                or not isinstance(value, _TYPES[name]):
             raise ValueError(f"{name} must be {_TYPES[name][0].__name__}, not {value!r:.40}")
         values[name] = value
     formats = values.get("prompt_formats", {})

@@ -209,13 +209,36 @@ class ChatService:
     def complete(self, messages: Sequence[Message], *,
                  overrides: Mapping[str, Any] | None = None,
                  ticket: Ticket | None = None,
-                 on_progress: ProgressCallback | None = None) -> Reply:
-        """A reply to ``messages`` that is not stored (API requests, unsaved chats)."""
+                 on_progress: ProgressCallback | None = None,
+                 stop: Sequence[str] = (), save: bool = False) -> Reply:
+        """A reply to a whole list of ``messages`` (API requests, unsaved chats).
+
+        Not stored, unless ``save``: then, once the prompt is known to fit, a new conversation
+        holds the messages (leading system messages as its system prompt, ``overrides`` as its
+        settings) and the reply streams into it like any other. ``stop``: the reply ends
+        before the first of these strings.
+        """
         sampling = resolve_sampling(self._settings().sampling, None, overrides)
         ticket = ticket or Ticket()
         messages = [Message(m.role, scrub(m.content)[0]) for m in messages]
-        return Reply(self._start(messages, sampling, ticket, on_progress), sampling, ticket,
-                     self._require_model().name, stop=self.engine.cancel)
+        generation = self._start(messages, sampling, ticket, on_progress)
+        if save:
+            return self._reply(generation, sampling, ticket,
+                               self._record(messages, dict(overrides or {})), stops=stop)
+        return Reply(generation, sampling, ticket, self._require_model().name,
+                     stop=self.engine.cancel, stops=stop)
+
+    def complete_text(self, text: str, *, overrides: Mapping[str, Any] | None = None,
+                      ticket: Ticket | None = None, on_progress: ProgressCallback | None = None,
+                      stop: Sequence[str] = ()) -> Reply:
+        """A plain text completion of ``text`` (no chat format; never stored)."""
+        sampling = resolve_sampling(self._settings().sampling, None, overrides)
+        ticket = ticket or Ticket()
+        info = self._require_model()
+        if ticket.cancelled:
+            raise Cancelled("The request was stopped before it started.")
+        generation = self.engine.generate_text(scrub(text)[0], sampling, on_progress=on_progress)
+        return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, stops=stop)
 
     # -- what the faces show -------------------------------------------------------------------
     def context_count(self, conversation_id: int | None) -> ContextCount:
@@ -278,10 +301,23 @@ class ChatService:
         return self.engine.generate(messages, sampling, on_progress=on_progress)
 
     def _reply(self, generation: Generation, sampling: Sampling, ticket: Ticket, user: StoredMessage,
-               *, new_user: bool = True) -> Reply:
+               *, new_user: bool = True, stops: Sequence[str] = ()) -> Reply:
         info = self._require_model()
         store = self.store
         message = store.start_assistant(user.conversation_id, user.id, model_name=info.name,
                                         model_file=str(info.path))
         return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, store=store,
-                     user_message=user if new_user else None, message=message)
+                     user_message=user if new_user else None, message=message, stops=stops)
+
+    def _record(self, messages: list[Message], sampling: dict[str, Any]) -> StoredMessage:
+        """A new conversation holding ``messages``; returns its last (user) message."""
+        head = 0
+        while head < len(messages) and messages[head].role == "system":
+            head += 1
+        system = "\n\n".join(m.content for m in messages[:head])
+        store = self.store
+        conv = store.create_conversation(system_prompt=system, sampling=sampling,
+                                         model=str(self._require_model().path))
+        for msg in messages[head:-1]:
+            store.add_message(conv.id, msg.role, msg.content)
+        return store.add_user_message(conv.id, messages[-1].content)

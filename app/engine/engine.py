@@ -25,11 +25,18 @@ from app.engine.types import (
     PreparedPrompt,
     Sampling,
 )
-from app.errors import ModelFileError, ModelTooLargeError, SettingsError, UserError
+from app.errors import (
+    ContextOverflowError,
+    ModelFileError,
+    ModelTooLargeError,
+    SettingsError,
+    UserError,
+)
 
 __all__ = ["EngineThreadError", "Generation", "LlamaEngine", "LoadOptions", "ModelInfo"]
 
 log = logging.getLogger(__name__)
+TEXT_FORMAT = "text"  # PreparedPrompt.format_name of a plain text completion (generate_text)
 
 
 class _Vocab:
@@ -248,6 +255,32 @@ class LlamaEngine:
         self._cancel.clear()
         return Generation(self, prompt, sampling, on_progress)
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: Callable[[int, int], None] | None = None) -> Generation:
+        """Continue ``text`` as it is, with no chat format (a plain text completion).
+
+        As llama-cpp-python's own completions do, special-token text in ``text`` (``<s>``,
+        ``[INST]`` for a model whose vocabulary has them) becomes those tokens, and BOS is
+        added once when the model wants it. The reply keeps its leading space. Raises
+        ``ContextOverflowError`` naming both counts when the text and ``max_tokens`` do not fit.
+        """
+        sampling = sampling or Sampling()
+        _, vocab, _, info = self._require()
+        tokens = vocab.encode(text, special=True)
+        if vocab.add_bos and tokens[:1] != [vocab.bos_id]:
+            tokens.insert(0, vocab.bos_id)
+        budget = info.n_ctx - sampling.max_tokens
+        if len(tokens) > budget:
+            raise ContextOverflowError(
+                f"The prompt needs {len(tokens):,} tokens but only {max(budget, 0):,} fit "
+                f"({info.n_ctx:,}-token context, {sampling.max_tokens:,} reserved for the "
+                "reply); shorten it or lower max_tokens."
+            )
+        prompt = PreparedPrompt(tokens, text, 0, TEXT_FORMAT)
+        self.last_prompt = prompt
+        self._cancel.clear()
+        return Generation(self, prompt, sampling, on_progress)
+
     def _stream(self, prompt: PreparedPrompt, sampling: Sampling, out: GenerationResult,
                 on_progress: Callable[[int, int], None] | None = None
                 ) -> Generator[str, None, None]:
@@ -272,7 +305,7 @@ class LlamaEngine:
         started = time.perf_counter()
         first = last = 0.0
         pieces: list[str] = []
-        at_start = True
+        at_start = prompt.format_name != TEXT_FORMAT  # a chat reply's leading space is dropped
         reason = "length"
         self._set_abort(True)
         to_read = len(tokens) - out.reused_tokens
@@ -280,7 +313,9 @@ class LlamaEngine:
             on_progress(0, to_read)
         stream = llm.generate(
             tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
-            temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty, reset=True,
+            temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+            presence_penalty=sampling.presence_penalty,
+            frequency_penalty=sampling.frequency_penalty, reset=True,
         )
         try:
             try:

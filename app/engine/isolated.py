@@ -89,8 +89,8 @@ def _serve(conn: Any, cancel_conn: Any, side_conn: Any) -> None:
         except (EOFError, OSError, KeyboardInterrupt):
             break
         try:
-            if method == "generate":
-                generation = engine.generate(
+            if method in ("generate", "generate_text"):
+                generation = getattr(engine, method)(
                     *args, on_progress=lambda done, total: conn.send(("progress", (done, total))))
                 conn.send(("ok", generation.prompt))
                 for chunk in generation:
@@ -274,6 +274,16 @@ class IsolatedEngine:
         sampling = sampling or Sampling()
         self._ensure_loaded()
         prompt = self._request("generate", list(messages), sampling)
+        self.last_prompt = prompt
+        self._active = IsolatedGeneration(self, prompt, sampling, on_progress)
+        return self._active
+
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: ProgressCallback | None = None) -> IsolatedGeneration:
+        """A plain text completion in the child (see ``LlamaEngine.generate_text``)."""
+        sampling = sampling or Sampling()
+        self._ensure_loaded()
+        prompt = self._request("generate_text", text, sampling)
         self.last_prompt = prompt
         self._active = IsolatedGeneration(self, prompt, sampling, on_progress)
         return self._active

@@ -67,6 +67,10 @@ class LocalEngine:
                  on_progress: ProgressCallback | None = None) -> Generation:
         return self._check().generate(messages, sampling, on_progress=on_progress)
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: ProgressCallback | None = None) -> Generation:
+        return self._check().generate_text(text, sampling, on_progress=on_progress)
+
     def cancel(self) -> None:
         self._engine.cancel()
 

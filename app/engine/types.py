@@ -90,6 +90,9 @@ class Sampling:
     top_k: int = _knob(40, 0, 100_000)
     min_p: float = _knob(0.05, 0.0, 1.0, step=0.01, decimals=2)
     repeat_penalty: float = _knob(1.1, 0.5, 3.0, step=0.05, decimals=2)
+    # OpenAI's penalties (llama.cpp applies them over the last 64 tokens); 0 = off.
+    presence_penalty: float = _knob(0.0, -2.0, 2.0, step=0.1, decimals=2)
+    frequency_penalty: float = _knob(0.0, -2.0, 2.0, step=0.1, decimals=2)
     max_tokens: int = _knob(512, 1, 131_072)
     seed: int | None = _knob(None, 0, 2**32 - 1)
 

@@ -94,6 +94,15 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
                 "conversations, but nothing new is saved. Check the permissions of the file "
                 "and its folder.", "warning", "store")
         self._connect()
+        # -- hook: Local API server (app/ui/api_server.py), on the window's own engine owner --
+        from app.ui.api_server import ApiServerController
+
+        self.api = ApiServerController(self.host.owner, lambda: self.settings, self)
+        self.statusBar().addPermanentWidget(self.api.label)
+        self.api.failed.connect(self.show_error)
+        self.api.history_changed.connect(self.sidebar.refresh)
+        self.api.apply()
+        # -- end hook --
         self._init_chat_state()
         self.apply_font()
         self.chat.dark = is_dark()
@@ -307,6 +316,7 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         except UserError as err:
             self.show_error(str(err))
         self.apply_font()
+        self.api.apply()  # hook: the Local API server follows its settings
         self.picker.refresh(self.settings.context_size)  # fit verdicts depend on the context
         if reload and self.picker.current_path():
             self.load_model(self.picker.current_path())
@@ -343,6 +353,7 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing:
             self._closing = True
+            self.api.shutdown()  # hook: stop the Local API server before the engine owner
             self.save_state()
             manager = getattr(self, "_manager", None)
             if manager is not None:

@@ -83,6 +83,8 @@ class SettingsDialog(QDialog):
         self.top_k = _whole("top_k", sampling.top_k)
         self.min_p = _double("min_p", sampling.min_p)
         self.repeat_penalty = _double("repeat_penalty", sampling.repeat_penalty)
+        self.presence_penalty = _double("presence_penalty", sampling.presence_penalty)
+        self.frequency_penalty = _double("frequency_penalty", sampling.frequency_penalty)
         self.max_tokens = _whole("max_tokens", sampling.max_tokens)
         self.random_seed = QCheckBox("Random")
         self.seed = _whole("seed", sampling.seed or 0)
@@ -106,6 +108,8 @@ class SettingsDialog(QDialog):
         form.addRow("Top k (0 = off)", self.top_k)
         form.addRow("Min p", self.min_p)
         form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Presence penalty", self.presence_penalty)
+        form.addRow("Frequency penalty", self.frequency_penalty)
         form.addRow("Max new tokens", self.max_tokens)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -150,9 +154,15 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(conv)
         layout.addWidget(app)
+        # -- hook: Local API server page (app/ui/api_server.py) --
+        from app.ui.api_server import ApiServerPage
+
+        self.api_page = ApiServerPage(app_settings, self)
+        layout.addWidget(self.api_page)
+        # -- end hook --
         layout.addWidget(self.error)
         layout.addWidget(box)
-        self.resize(560, 640)
+        self.resize(560, 820)
 
     @staticmethod
     def _wrap(row: QHBoxLayout) -> QWidget:
@@ -170,6 +180,8 @@ class SettingsDialog(QDialog):
             top_p=number("top_p", self.top_p), top_k=self.top_k.value(),
             min_p=number("min_p", self.min_p),
             repeat_penalty=number("repeat_penalty", self.repeat_penalty),
+            presence_penalty=number("presence_penalty", self.presence_penalty),
+            frequency_penalty=number("frequency_penalty", self.frequency_penalty),
             max_tokens=self.max_tokens.value(),
             seed=None if self.random_seed.isChecked() else self._seed(),
         )
@@ -187,6 +199,7 @@ class SettingsDialog(QDialog):
         gpu = None if self.auto_gpu.isChecked() else self.gpu_layers.value()
         reload = s.context_size != self.context.value() or s.gpu_layers != gpu
         s.context_size, s.gpu_layers, s.font_size = self.context.value(), gpu, self.font_size.value()
+        self.api_page.apply(s)  # hook: Local API server fields (and its key, in the keyring)
         if self.model_path:
             fmt = self.prompt_format.currentData()
             reload = reload or s.prompt_formats.get(self.model_path, "auto") != fmt
@@ -206,5 +219,9 @@ class SettingsDialog(QDialog):
                 )
         except SettingsError as err:
             self.error.setText(str(err))
+            return
+        api_error = self.api_page.error()  # hook: Local API server fields
+        if api_error:
+            self.error.setText(api_error)
             return
         super().accept()

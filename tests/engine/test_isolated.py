@@ -96,3 +96,18 @@ def test_a_crash_ends_the_reply_not_the_app_and_the_next_reply_reloads(
 def test_engine_for_picks_isolation_only_with_workers() -> None:
     assert isinstance(engine_for(LoadOptions()), LlamaEngine)
     assert isinstance(engine_for(LoadOptions(rpc_servers=("127.0.0.1:1",))), IsolatedEngine)
+
+
+def test_text_completion_and_progress_cross_the_process_boundary(
+        isolated: IsolatedEngine, starter_model: Path) -> None:
+    local = LlamaEngine()
+    local.load(starter_model, OPTIONS)
+    try:
+        want = local.generate_text("The capital of France is", GREEDY).text()
+    finally:
+        local.close()
+    seen: list[tuple[int, int]] = []
+    gen = isolated.generate_text("The capital of France is", GREEDY,
+                                 on_progress=lambda done, total: seen.append((done, total)))
+    assert gen.text() == want and want.startswith(" ")  # a continuation keeps its space
+    assert seen and seen[0][0] == 0 and seen[-1][0] == seen[-1][1] > 0

@@ -91,6 +91,27 @@ def test_bundle_cli_arguments(bundle: Path, tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
 
 
+def test_bundle_serves_the_api(bundle: Path, tmp_path: Path) -> None:
+    import signal
+
+    import httpx2
+
+    proc = subprocess.Popen([str(bundle / "llama-desk"), "serve", "--port", "0", "--ctx", "512"],
+                            env=bare_env(tmp_path / "h"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+        answer = httpx2.post(url + "/chat/completions", timeout=60, json={
+            "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "seed": 1})
+        assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
 def python_locations() -> list[Path]:
     """Every Python installation this machine has, to hide them from the bundle."""
     found = {Path(sys.prefix), Path(sys.base_prefix), ROOT}

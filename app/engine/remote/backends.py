@@ -95,6 +95,8 @@ class LlamaServerBackend:
             "temperature": sampling.temperature, "top_k": sampling.top_k,
             "top_p": sampling.top_p, "min_p": sampling.min_p,
             "repeat_penalty": sampling.repeat_penalty,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
@@ -156,7 +158,8 @@ class OpenAIBackend:
             "model": self.model, "stream": True,
             "messages": [{"role": m.role, "content": m.content} for m in normalize(messages)],
             "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
+            "top_p": sampling.top_p, "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed

@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from app.engine.engine import EngineThreadError
+from app.engine.engine import TEXT_FORMAT, EngineThreadError
 from app.engine.protocol import ProgressCallback
 from app.engine.remote.backends import Backend, Delta, LlamaServerBackend, OpenAIBackend
 from app.engine.remote.errors import EngineStreamCutError, EngineTimeoutError, RemoteEngineError
@@ -25,7 +25,7 @@ from app.engine.types import (
     PreparedPrompt,
     Sampling,
 )
-from app.errors import UserError
+from app.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,31 @@ class RemoteEngine:
         return RemoteGeneration(prompt, lambda out: self._stream(prompt, list(messages),
                                                                  sampling, out, on_progress))
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: ProgressCallback | None = None) -> RemoteGeneration:
+        """A plain text completion of ``text`` (no chat format), as token ids on a llama-server;
+        an OpenAI-compatible server takes chat messages only and is refused in one line."""
+        sampling = sampling or Sampling()
+        conn, backend, info = self._require()
+        if not isinstance(backend, LlamaServerBackend):
+            raise UserError(f"Engine {conn.name} (an OpenAI-compatible server) takes chat "
+                            "messages only; use /v1/chat/completions, or a llama-server engine "
+                            "or a local model for plain text completions.")
+        tokens = backend.tokenizer.encode(text, special=True)
+        if backend.tokenizer.add_bos and tokens[:1] != [backend.tokenizer.bos_id]:
+            tokens.insert(0, backend.tokenizer.bos_id)
+        budget = info.n_ctx - sampling.max_tokens
+        if len(tokens) > budget:
+            raise ContextOverflowError(
+                f"The prompt needs {len(tokens):,} tokens but only {max(budget, 0):,} fit "
+                f"({info.n_ctx:,}-token context, {sampling.max_tokens:,} reserved for the "
+                "reply); shorten it or lower max_tokens.")
+        prompt = PreparedPrompt(tokens, text, 0, TEXT_FORMAT)
+        self.last_prompt = prompt
+        self._cancel.clear()
+        return RemoteGeneration(prompt, lambda out: self._stream(prompt, [], sampling, out,
+                                                                 on_progress))
+
     def _stream(self, prompt: PreparedPrompt, messages: list[Message], sampling: Sampling,
                 out: GenerationResult, on_progress: ProgressCallback | None
                 ) -> Generator[str, None, None]:
@@ -152,7 +177,9 @@ class RemoteEngine:
                     if delta.progress is not None and on_progress is not None and not first:
                         to_read = delta.progress[1]
                         on_progress(*delta.progress)
-                    text = delta.text.lstrip() if not pieces else delta.text
+                    # A chat reply's leading space is dropped; a text completion keeps it.
+                    lead = not pieces and prompt.format_name != TEXT_FORMAT
+                    text = delta.text.lstrip() if lead else delta.text
                     if delta.text and not first:
                         first = time.perf_counter()
                         if on_progress is not None:

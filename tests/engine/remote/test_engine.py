@@ -228,3 +228,24 @@ def test_thread_ownership(server: LlamaServer) -> None:
     thread.join()
     assert isinstance(errors[0], EngineThreadError)
     engine.close()
+
+
+def test_a_text_completion_sends_the_local_engines_ids(proxy: RecordingProxy,
+                                                       tiny_llama2: Path) -> None:
+    """`generate_text` (the API's /v1/completions) on a llama-server: the ids the local engine
+    would evaluate, and the continuation keeps its leading space."""
+    text = "Once upon a time, <s> a llama"
+    local = LlamaEngine()
+    local.load(tiny_llama2, LoadOptions(n_ctx=2048, n_gpu_layers=0))
+    try:
+        expected = local.generate_text(text, GREEDY).prompt.tokens
+    finally:
+        local.close()
+    engine = RemoteEngine()
+    engine.load(ref(proxy.url))
+    reply = engine.generate_text(text, GREEDY)
+    assert reply.prompt.tokens == expected
+    out = reply.text()
+    assert proxy.bodies("/completion")[-1]["prompt"] == expected
+    assert out and reply.result.finish_reason in ("length", "stop")
+    engine.close()
