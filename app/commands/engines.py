@@ -40,10 +40,11 @@ def register(sub: Any) -> None:
 
 
 def _where(url: str) -> str:
-    from app.engine.remote.address import host_of, is_loopback_host, is_private_host
+    from app.engine.remote.address import host_of
+    from app.netaddr import is_loopback, is_private_host
 
     host = host_of(url)
-    if is_loopback_host(host):
+    if is_loopback(host):
         return "this machine"
     return "private network" if is_private_host(host, resolve=False) else "leaves your network"
 

@@ -40,8 +40,9 @@ def say(text: str, *, err: bool = False) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.engine.rpc import UNAUTHENTICATED_WARNING, is_loopback
+    from app.engine.rpc import UNAUTHENTICATED_WARNING
     from app.engine.rpc_worker import WorkerConfig, WorkerProcess
+    from app.netaddr import is_loopback
 
     config = WorkerConfig(host=args.host, port=args.port, threads=args.threads, mem_mib=args.mem,
                           cache=args.cache, unauthenticated_ok=args.unauthenticated_ok)

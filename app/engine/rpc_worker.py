@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from app.engine import tools
-from app.engine.rpc import UNAUTHENTICATED_WARNING, is_loopback
+from app.engine.rpc import UNAUTHENTICATED_WARNING
 from app.errors import UserError
+from app.netaddr import is_loopback
 
 # Lines of ggml-rpc.cpp's ggml_backend_rpc_start_server (stdout) and rpc-server.cpp (stderr).
 _VERSION = re.compile(r"^Starting RPC server v(\d+\.\d+\.\d+)")

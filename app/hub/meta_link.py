@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ import time
 from urllib.parse import parse_qs, quote, urlsplit
 
 from app.hub.errors import HubError
+from app.netaddr import is_loopback
 
 REQUEST_PAGE = "https://www.llama.com/llama-downloads/"
 EXAMPLE = "https://download.llamameta.net/*?Policy=…&Signature=…&Key-Pair-Id=…"
@@ -65,15 +65,6 @@ def guard_http_logs() -> None:
             logger.addFilter(_FILTER)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _policy_expiry(policy: str) -> float | None:
     """AWS:EpochTime of a CloudFront custom policy (base64 with -, _, ~ for +, =, /)."""
     raw = policy.replace("-", "+").replace("_", "=").replace("~", "/")
@@ -107,7 +98,7 @@ class MetaLink:
         if not parts.scheme or not host:
             raise MetaLinkError("That is not a link: paste the whole URL from Meta's e-mail "
                                 f"(it looks like {EXAMPLE}).")
-        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)):
             raise MetaLinkError(f"The link to {host} is not https: Meta's download links start "
                                 "with https:// (plain http is accepted only for this computer).")
         stars = parts.path.count("*")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from app.errors import UserError
+from app.netaddr import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -17,17 +18,6 @@ MAX_WAITING = 8  # requests waiting for the engine; more get 429
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 MIN_KEY_LENGTH = 8
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) reaches only this machine."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_ip(name: str) -> bool:

@@ -6,8 +6,7 @@ import logging
 import secrets
 import threading
 
-from app.errors import UserError
-from app.keychain import SERVICE, keyring_available
+from app.keychain import delete_secret, get_secret, keyring_available, set_secret
 from app.server.config import check_key
 
 log = logging.getLogger(__name__)
@@ -27,28 +26,14 @@ def get_key() -> str | None:
     with _lock:
         if KEY_NAME in _session:
             return _session[KEY_NAME]
-    if not keyring_available():
-        return None
-    import keyring
-
-    try:
-        return keyring.get_password(SERVICE, KEY_NAME) or None
-    except Exception as err:
-        log.warning("keyring read failed: %s", type(err).__name__)
-        return None
+    return get_secret(KEY_NAME)
 
 
 def set_key(key: str) -> bool:
     """Store ``key`` (checked first); True when it is in the keyring, False: this session only."""
     value = check_key(key)
     if keyring_available():
-        import keyring
-
-        try:
-            keyring.set_password(SERVICE, KEY_NAME, value)
-        except Exception as err:
-            raise UserError(f"The OS keyring refused to store the API key "
-                            f"({type(err).__name__}); unlock the keyring and try again.") from None
+        set_secret(KEY_NAME, value, what="the API key")
         with _lock:
             _session.pop(KEY_NAME, None)
         return True
@@ -61,12 +46,4 @@ def clear_key() -> None:
     """Forget the key everywhere."""
     with _lock:
         _session.pop(KEY_NAME, None)
-    if keyring_available():
-        import keyring
-
-        try:
-            if keyring.get_password(SERVICE, KEY_NAME) is not None:
-                keyring.delete_password(SERVICE, KEY_NAME)
-        except Exception as err:
-            raise UserError(f"The OS keyring refused to remove the API key "
-                            f"({type(err).__name__}).") from None
+    delete_secret(KEY_NAME, what="the API key")

@@ -13,6 +13,7 @@ import pytest
 from app.engine import rpc, tools
 from app.engine.engine import LoadOptions
 from app.errors import SettingsError
+from app.netaddr import is_loopback
 from app.settings import AppSettings
 from tests.workers import Worker, free_port, require_tool
 
@@ -59,10 +60,10 @@ def test_load_options_and_settings_carry_workers() -> None:
 
 
 def test_is_loopback() -> None:
-    assert rpc.is_loopback("127.0.0.1") and rpc.is_loopback("127.5.0.1") and rpc.is_loopback("::1")
-    assert rpc.is_loopback("localhost")
-    assert not rpc.is_loopback("0.0.0.0") and not rpc.is_loopback("192.168.1.2")
-    assert not rpc.is_loopback("example.org")
+    assert is_loopback("127.0.0.1") and is_loopback("127.5.0.1") and is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+    assert not is_loopback("example.org")
 
 
 # -- the probe against fake servers -----------------------------------------------------------------

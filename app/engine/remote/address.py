@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from urllib.parse import urlsplit, urlunsplit
 
 from app.engine.remote.errors import RemoteEngineError
+from app.netaddr import is_private_host
 
 LEAVES_MACHINE = ("the conversation leaves this machine and its network: whatever you type goes "
                   "to {host} and its operator")
@@ -46,47 +45,6 @@ def normalize_url(url: str) -> str:
 
 def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
-
-
-def _private_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    # is_private covers loopback, RFC 1918, link-local, IPv6 ULA (and a few reserved blocks);
-    # 100.64/10 is carrier-grade NAT (Tailscale and friends), a private network too.
-    return ip.is_private or ip.is_loopback or ip in ipaddress.ip_network("100.64.0.0/10")
-
-
-def is_private_host(host: str, *, resolve: bool = True) -> bool:
-    """True for loopback, private and link-local addresses and names that resolve only to them.
-
-    With ``resolve`` False a name other than ``localhost`` counts as public (no DNS lookup).
-    """
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return _private_ip(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not resolve:
-        return False
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return False
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(_private_ip(ipaddress.ip_address(str(a).split("%")[0]))
-                                   for a in addresses)
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def privacy_warning(url: str) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from app import __version__
-from app.engine.remote.address import host_of, is_private_host
+from app.engine.remote.address import host_of
 from app.engine.remote.errors import (
     EngineAuthError,
     EngineContextOverflowError,
@@ -26,6 +26,7 @@ from app.engine.remote.errors import (
     RemoteEngineError,
 )
 from app.engine.remote.registry import EngineConfig
+from app.netaddr import is_private_host
 
 log = logging.getLogger(__name__)
 

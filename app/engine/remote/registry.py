@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from app import fileio, keychain, paths
-from app.engine.remote.address import host_of, is_private_host, normalize_url
+from app.engine.remote.address import host_of, normalize_url
 from app.engine.remote.errors import EngineNotFoundError, RemoteEngineError
+from app.netaddr import is_private_host
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ import pytest
 from keyring.backends import fail
 
 from app.engine.remote import registry
-from app.engine.remote.address import is_private_host, normalize_url, privacy_warning
+from app.engine.remote.address import normalize_url, privacy_warning
 from app.engine.remote.errors import EngineNotFoundError, RemoteEngineError
 from app.engine.remote.registry import EngineRef, parse_ref
+from app.netaddr import is_private_host
 
 
 @pytest.mark.parametrize(("given", "expected"), [
