@@ -27,6 +27,7 @@ class AppSettings:
     gpu_layers: int | None = None
     threads: int | None = None
     font_size: int = 11
+    theme: str = "system"  # "system" (follow the OS), "light" or "dark"
     model: str | None = None
     default_system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
@@ -46,6 +47,8 @@ class AppSettings:
         self.default_sampling()
         if not 6 <= self.font_size <= 48:
             raise SettingsError(f"Font size {self.font_size} is out of range; use 6 to 48.")
+        if self.theme not in ("system", "light", "dark"):
+            raise SettingsError(f"Theme {self.theme!r} is unknown; use system, light or dark.")
 
 
 def settings_path() -> Path:

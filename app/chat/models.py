@@ -31,8 +31,9 @@ def display_name(path: str | Path) -> str:
     return Path(path).name
 
 
-def _name(model: InstalledModel) -> str:
-    """A registered model's name; a file loaded by path is called by its file name."""
+def name_of(model: InstalledModel) -> str:
+    """The name every face shows for an installed model: its registered name; a file loaded
+    by path is called by its file name."""
     return model.path.name if model.source == "path" else model.name
 
 
@@ -50,7 +51,7 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
     if requested:
         try:
             found = installed.resolve_model(requested)
-            return ModelChoice(str(found.path), _name(found))
+            return ModelChoice(str(found.path), name_of(found))
         except UserError:
             if Path(requested).suffix == ".gguf" or "/" in requested:
                 return ModelChoice(requested, Path(requested).name)
@@ -63,7 +64,7 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
         except UserError:
             continue
         if found.exists:
-            return ModelChoice(str(found.path), _name(found))
+            return ModelChoice(str(found.path), name_of(found))
     default = installed.default_model()
     if default is None:
         raise UserError("No model is installed; run `llama-desk download "
