@@ -131,7 +131,8 @@ class ChatView(QScrollArea):
         if kind == "bottom":
             self._set_scroll(bar.maximum() - int(what))
         elif kind == "widget" and isinstance(what, QWidget):
-            self._set_scroll(max(0, what.mapTo(self.widget(), what.rect().topLeft()).y() - 12))
+            top = what.mapTo(self.column, what.rect().topLeft()).y() + self.column.y()
+            self._set_scroll(max(0, top - 12))
 
     def _on_range(self, _low: int, _high: int) -> None:
         self._apply_hold()
@@ -183,10 +184,10 @@ class ChatView(QScrollArea):
                     QGuiApplication.clipboard().setText(blocks[arg])
             else:
                 self.action.emit(kind, mid, arg)
-        elif SAFE_LINK.match(text):
-            if not QDesktopServices.openUrl(url):  # only when clicked, in the system browser
-                QGuiApplication.clipboard().setText(text)
-                self.link_failed.emit(text)
+        elif SAFE_LINK.match(text) and not QDesktopServices.openUrl(url):
+            # opened only when clicked, in the system browser; none there: say so
+            QGuiApplication.clipboard().setText(text)
+            self.link_failed.emit(text)
 
     def copy_message(self, message_id: int) -> None:
         msg = self.messages.get(message_id)
@@ -307,7 +308,7 @@ class ChatView(QScrollArea):
         widget.start_edit()
         return True
 
-    def toPlainText(self) -> str:  # noqa: N802 - the QTextEdit name the tests and faces know
+    def toPlainText(self) -> str:
         """Everything shown, as plain text (the welcome, or the messages)."""
         if self.welcome.isVisibleTo(self) and not self.branch:
             return self.welcome.text()

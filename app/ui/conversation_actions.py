@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.chat.sampling import resolve_sampling
 from app.engine.types import Sampling
@@ -88,9 +88,10 @@ class ConversationActions:
 
     def confirm_purge(self, title: str) -> bool:
         """Ask before deleting for good (it cannot be undone)."""
+        parent = self if isinstance(self, QWidget) else None
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete forever",
                           f"Delete “{title}” and all its messages for good? This cannot be undone.",
-                          QMessageBox.StandardButton.Cancel, self)  # type: ignore[arg-type]
+                          QMessageBox.StandardButton.Cancel, parent)
         delete = box.addButton("Delete forever", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()

@@ -1,4 +1,4 @@
-"""The window's line icons: small SVG drawings made here, rendered in the theme's colours (nothing fetched)."""
+"""The window's line icons: small SVG drawings made here, in the theme's colours (nothing fetched)."""
 
 from __future__ import annotations
 

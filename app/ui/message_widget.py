@@ -80,8 +80,9 @@ class MessageBody(QWidget):
                 if isinstance(last, RichText) and self._tail_open:
                     last.append_html(seg)
                     continue
-                part: RichText | CodeBlock = RichText(self)
-                part.set_html(seg)
+                prose = RichText(self)
+                prose.set_html(seg)
+                part: RichText | CodeBlock = prose
                 self._tail_open = True
             else:
                 part = CodeBlock(seg, self.message_id, self)

@@ -41,7 +41,7 @@ class PickerDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
                  ) -> QSize:
         base = super().sizeHint(option, index)
-        fm = QFontMetrics(option.font)  # type: ignore[attr-defined]
+        fm = QFontMetrics(option.font)
         lines = 2 if index.data(DETAIL_ROLE) else 1
         return QSize(max(base.width(), 320), fm.height() * lines + 12)
 
@@ -52,11 +52,11 @@ class PickerDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         c = colors()
-        rect: QRect = option.rect  # type: ignore[attr-defined]
+        rect: QRect = option.rect
         painter.save()
-        if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined]
+        if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(rect, QColor(c.selected))
-        font = QFont(option.font)  # type: ignore[attr-defined]
+        font = QFont(option.font)
         fm = QFontMetrics(font)
         painter.setFont(font)
         painter.setPen(QColor(c.text if index.data(Qt.ItemDataRole.UserRole) != GET_MODELS

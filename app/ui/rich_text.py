@@ -1,4 +1,4 @@
-"""The pieces a message is drawn with: self-sizing rich text, code blocks that scroll sideways, icon buttons."""
+"""A message's pieces: self-sizing rich text, code blocks that scroll sideways, icon buttons."""
 
 from __future__ import annotations
 

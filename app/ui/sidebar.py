@@ -6,7 +6,17 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal, SignalInstance
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    SignalInstance,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -76,10 +86,10 @@ class ConversationDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
         c = colors()
-        rect: QRect = option.rect  # type: ignore[attr-defined]
+        rect: QRect = option.rect
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        font = QFont(option.font)  # type: ignore[attr-defined]
+        font = QFont(option.font)
         if index.data(HEADER_ROLE):
             font.setPointSize(max(6, font.pointSize() - 2))
             font.setWeight(QFont.Weight.DemiBold)
@@ -90,7 +100,7 @@ class ConversationDelegate(QStyledItemDelegate):
                              str(index.data(Qt.ItemDataRole.DisplayRole)))
             painter.restore()
             return
-        state = option.state  # type: ignore[attr-defined]
+        state = option.state
         box = rect.adjusted(4, 1, -4, -1)
         if state & QStyle.StateFlag.State_Selected:
             painter.setPen(Qt.PenStyle.NoPen)
@@ -129,8 +139,8 @@ class ConversationDelegate(QStyledItemDelegate):
 
     def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,
                              index: QModelIndex | QPersistentModelIndex) -> None:
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        height = QFontMetrics(option.font).height() + 10  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        height = QFontMetrics(option.font).height() + 10
         editor.setGeometry(rect.left() + 6, rect.top() + 2, rect.width() - 12, height)
 
 
@@ -329,7 +339,7 @@ class Sidebar(QWidget):
                     self.list.scrollToItem(item)
                     return
             self.list.clearSelection()
-            self.list.setCurrentItem(None)  # type: ignore[arg-type]
+            self.list.setCurrentRow(-1)
         finally:
             self._filling = False
 
