@@ -228,7 +228,11 @@ class ChatActions:
                 "smaller context size or model in Settings.", "error", "reply")
         if msg.conversation_id == self.conv_id:
             before = branch_cut(self.branch[:-1] if streamed_here else self.branch)[0]
-            self.branch = self.store.current_branch(msg.conversation_id)
+            if streamed_here and msg.sibling_count == 1 and self.branch \
+                    and self.branch[-1].id == msg.id:
+                self.branch[-1] = msg  # the branch is known: no need to read it all again
+            else:
+                self.branch = self.store.current_branch(msg.conversation_id)
             if msg.sibling_count > 1 or branch_cut(self.branch)[0] != before or not streamed_here:
                 self.render_branch()  # alternates' counters or the context marker changed
             else:

@@ -7,8 +7,10 @@ only its unfinished tail, at most ~30 times a second: nothing is rebuilt per tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
@@ -30,11 +32,15 @@ from app.ui.markdown import (
     settled_length,
 )
 from app.ui.message_widget import MessageWidget, cut_marker
+from app.ui.tasks import run_in_background
 from app.ui.welcome import Welcome
 
 RENDER_INTERVAL_MS = 33  # the streaming message is re-rendered at most ~30 times a second
 LIVE_TAIL_MARKDOWN = 4000  # a longer unsettled tail streams as plain text until it settles
-PAGE = 40  # messages built at once; earlier ones come as the reader scrolls up
+ASYNC_RENDER_CHARS = 3000  # longer Markdown is parsed off the UI thread
+FIRST_PAGE = 16  # messages built when a conversation opens (the screen holds fewer)
+PAGE = 24  # earlier messages built at a time as the reader scrolls up
+FILL_CHECK_MS = 30  # after building, whether the view can scroll yet (layout comes first)
 COLUMN_CHARS = 80  # the text column holds about this many characters
 BOTTOM_SLACK = 24  # pixels from the end that still count as "at the bottom"
 
@@ -95,6 +101,7 @@ class ChatView(QScrollArea):
         self._first = 0  # index in ``branch`` of the first message built
         self._cut = 0
         self._marker: QWidget | None = None
+        self._newest: int | None = None  # the message whose buttons show without hovering
         self._hold: tuple[str, Any] | None = ("bottom", 0)  # what scrolling keeps in view
         self._scrolling = False  # the view itself is moving the scroll bar
         self._cache: dict[tuple[int, float, bool], tuple[list[Segment], list[str]]] = {}
@@ -102,6 +109,9 @@ class ChatView(QScrollArea):
         self._live_text: list[str] = []
         self._live_settled = 0  # characters of the live text rendered for good
         self._tail_plain = 0  # characters of the tail shown as plain text (a long paragraph)
+        self._settling = False  # a settled piece is being parsed off the UI thread
+        self._finishing_id: int | None = None  # a finished reply whose rest is parsed so
+        self.pending_renders = 0  # pieces being parsed off the UI thread now
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
@@ -134,8 +144,15 @@ class ChatView(QScrollArea):
             top = what.mapTo(self.column, what.rect().topLeft()).y() + self.column.y()
             self._set_scroll(max(0, top - 12))
 
-    def _on_range(self, _low: int, _high: int) -> None:
+    def _on_range(self, _low: int, high: int) -> None:
         self._apply_hold()
+        if high == 0 and self._first > 0:
+            QTimer.singleShot(FILL_CHECK_MS, self, self._fill_view)
+
+    def _fill_view(self) -> None:
+        """Too little to scroll up to (short messages): build the previous page at once."""
+        if self.verticalScrollBar().maximum() == 0 and self._first > 0:
+            self.show_earlier()
 
     def _on_user_scroll(self, _action: int) -> None:
         """Wheel, keys, scroll bar: the reader moves (layout changes never count as that)."""
@@ -226,6 +243,7 @@ class ChatView(QScrollArea):
         self._items = []
         self.widgets = {}
         self._marker = None
+        self._newest = None
 
     def show_messages(self, messages: list[StoredMessage], dropped: int = 0,
                       around: int = 0) -> None:
@@ -239,7 +257,7 @@ class ChatView(QScrollArea):
         self.messages = {m.id: m for m in messages}
         self.code_blocks = {}
         self._cut = dropped
-        start = max(0, len(messages) - PAGE)
+        start = max(0, len(messages) - FIRST_PAGE)
         if around:
             index = next((i for i, m in enumerate(messages) if m.id == around), None)
             if index is not None:
@@ -263,6 +281,8 @@ class ChatView(QScrollArea):
             widget.show()  # now, not queued: the layout and the scroll range follow at once
         self._items[0:0] = widgets
         self._first = start
+        if start > 0:
+            QTimer.singleShot(FILL_CHECK_MS, self, self._fill_view)  # once laid out
         self._mark_newest()
         remaining = start
         self.earlier.setVisible(remaining > 0)
@@ -282,9 +302,15 @@ class ChatView(QScrollArea):
         self._build_from(max(0, self._first - PAGE))
 
     def _mark_newest(self) -> None:
+        """The newest message shows its buttons without hovering (the others on hover)."""
         last = self.branch[-1].id if self.branch else None
-        for mid, widget in self.widgets.items():
-            widget.set_keep_actions(mid == last)
+        if self._newest is not None and self._newest != last:
+            previous = self.widgets.get(self._newest)
+            if previous is not None:
+                previous.set_keep_actions(False)
+        if last in self.widgets:
+            self.widgets[last].set_keep_actions(True)
+        self._newest = last
 
     def append_message(self, msg: StoredMessage) -> None:
         """Add one finished message at the end (the user's, as soon as it is stored)."""
@@ -363,15 +389,18 @@ class ChatView(QScrollArea):
         body = widget.body
         text = self.live_text()
         settled = settled_length(text)
-        if settled > self._live_settled:
-            blocks = self.code_blocks.setdefault(self._live_id, [])
-            segments = render_segments(text[self._live_settled:settled], self._live_id,
-                                       self.dark, len(blocks))
-            blocks.extend(s.code for s in segments if not isinstance(s, str))
-            body.clear_tail()
-            body.append_segments(segments)
-            self._live_settled = settled
-            self._tail_plain = 0
+        if settled > self._live_settled and not self._settling:
+            piece = text[self._live_settled:settled]
+            first = len(self.code_blocks.setdefault(self._live_id, []))
+            if len(piece) > ASYNC_RENDER_CHARS:
+                def settle_later(segments: list[Segment], end: int = settled) -> None:
+                    self._settle(end, segments)
+
+                self._render_aside(piece, first, settle_later)
+            else:
+                self._settle(settled, render_segments(piece, self._live_id, self.dark, first),
+                             counted=True)
+                return
         tail = text[self._live_settled:]
         if len(tail) > LIVE_TAIL_MARKDOWN:
             if self._tail_plain:  # already plain text: append only what is new
@@ -384,12 +413,51 @@ class ChatView(QScrollArea):
             body.set_tail_html(render_markdown(tail, self._live_id, self.dark, first).html)
             self._tail_plain = 0
 
+    def _settle(self, settled: int, segments: list[Segment], counted: bool = False) -> None:
+        """Settled text rendered: it joins the reply for good; the tail is redrawn after it."""
+        widget = self.widgets.get(self._live_id) if self._live_id is not None else None
+        if widget is None or self._live_id is None:
+            return
+        blocks = self.code_blocks.setdefault(self._live_id, [])
+        blocks.extend(s.code for s in segments if not isinstance(s, str))
+        widget.body.clear_tail()
+        widget.body.append_segments(segments)
+        self._live_settled = settled
+        self._tail_plain = 0
+        if counted:
+            self.render_count -= 1  # the tail's redraw below is part of the render that called
+        self._render_live()
+
+    def _render_aside(self, text: str, first: int, done: Callable[[list[Segment]], None]) -> None:
+        """Parse a long piece of Markdown off the UI thread (pure Python, so the GIL is shared
+        in short slices and the window keeps running); ``done`` runs here with the segments
+        if the reply is still the one streaming (or finishing) then."""
+        mid, dark = self._live_id or self._finishing_id, self.dark
+        self._settling = True
+        self.pending_renders += 1
+
+        def apply(segments: list[Segment]) -> None:
+            if not shiboken6.isValid(self):
+                return
+            self.pending_renders -= 1
+            self._settling = False
+            if mid in (self._live_id, self._finishing_id):
+                done(segments)
+
+        def failed(message: str) -> None:
+            if shiboken6.isValid(self):
+                self.pending_renders -= 1
+                self._settling = False
+
+        run_in_background(lambda: render_segments(text, mid or 0, dark, first), apply, failed)
+
     def end_stream(self, msg: StoredMessage) -> None:
         """Render the rest of the finished reply and its footer.
 
         The paragraphs already rendered while streaming stay as they are when the stored reply
         starts with them (re-parsing a long reply at once would block the window); otherwise
-        the whole reply is rendered again. Opening the conversation later renders it whole.
+        the whole reply is rendered again. A long rest is parsed off the UI thread (the text
+        shows meanwhile as it streamed). Opening the conversation later renders it whole.
         """
         widget = self.widgets.get(msg.id)
         if self._live_id != msg.id or widget is None:
@@ -399,20 +467,30 @@ class ChatView(QScrollArea):
         self.messages[msg.id] = msg
         self.branch = [msg if m.id == msg.id else m for m in self.branch]
         widget.hide_progress()
+        widget.update_footer(msg)
+        self._live_id = None
+        self._live_text = []
         body = widget.body
         if settled and msg.content.startswith(settled):
-            blocks = self.code_blocks.setdefault(msg.id, [])
-            segments = render_segments(msg.content[len(settled):], msg.id, self.dark, len(blocks))
-            blocks.extend(s.code for s in segments if not isinstance(s, str))
-            body.clear_tail()
-            body.append_segments(segments)
+            rest = msg.content[len(settled):]
+            first = len(self.code_blocks.setdefault(msg.id, []))
+
+            def finish(segments: list[Segment]) -> None:
+                self.code_blocks.setdefault(msg.id, []).extend(
+                    s.code for s in segments if not isinstance(s, str))
+                body.clear_tail()
+                body.append_segments(segments)
+                self._finishing_id = None
+
+            if len(rest) > ASYNC_RENDER_CHARS:
+                self._finishing_id = msg.id
+                self._render_aside(rest, first, finish)
+            else:
+                finish(render_segments(rest, msg.id, self.dark, first))
         else:
             segments = self._segments(msg)
             self.code_blocks[msg.id] = [s.code for s in segments if not isinstance(s, str)]
             body.set_segments(segments)
-        widget.update_footer(msg)
-        self._live_id = None
-        self._live_text = []
 
     def update_message(self, msg: StoredMessage) -> None:
         """New stats or alternates for a shown message (its text unchanged)."""
@@ -425,4 +503,6 @@ class ChatView(QScrollArea):
     def _stop_live(self) -> None:
         self._render_timer.stop()
         self._live_id = None
+        self._finishing_id = None
         self._live_text = []
+        self._settling = False

@@ -265,6 +265,16 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         self.composer.setMaximumWidth(self.chat.column.maximumWidth())
         self.sidebar.list.doItemsLayout()
 
+    def add_status_item(self, widget: QWidget) -> None:
+        """A permanent item on the status line, left of the context meter (e.g. a local API
+        server's "API on :8765")."""
+        status = self.statusBar()
+        status.removeWidget(self.meter)
+        status.removeWidget(self.backend_label)
+        for item in (widget, self.meter, self.backend_label):
+            status.addPermanentWidget(item)
+            item.show()
+
     def on_backend(self, name: str) -> None:
         self.backend_label.setText(f"Backend: {name}")
 

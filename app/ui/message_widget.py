@@ -26,7 +26,6 @@ from app.store.models import STATE_LABELS as STORE_STATE_LABELS
 from app.store.models import StoredMessage
 from app.ui.markdown import Segment, render_plain
 from app.ui.rich_text import CodeBlock, RichText, confirm_copied, icon_button, muted_label
-from app.ui.theme import colors
 
 # The store's states, in the window's (shorter) words.
 STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
@@ -197,7 +196,7 @@ class MessageWidget(QWidget):
         avatar.setFixedSize(AVATAR_PX, AVATAR_PX)
         self.header = QLabel(self.msg.model_name or "Assistant", self)
         self.header.setTextFormat(Qt.TextFormat.PlainText)
-        self.header.setStyleSheet("font-weight:600;")
+        self.header.setProperty("strong", True)
         head.addWidget(avatar)
         head.addWidget(self.header)
         head.addStretch(1)
@@ -233,6 +232,7 @@ class MessageWidget(QWidget):
         self.error.setTextFormat(Qt.TextFormat.PlainText)
         self.error.setWordWrap(True)
         self.error.setProperty("small", True)
+        self.error.setProperty("danger", True)
         pager = [self.prev_button, self.alternate, self.next_button]
         if self.msg.role == "user":
             bar.addStretch(1)
@@ -262,14 +262,15 @@ class MessageWidget(QWidget):
         self.next_button.setEnabled(msg.sibling_index + 1 < msg.sibling_count)
         stats = stats_text(msg)
         label = STATE_LABELS.get(msg.state, "")
-        c = colors()
         text = " · ".join(p for p in (stats, label) if p)
         self.stats.setText(text)
         self.stats.setVisible(bool(text))
-        self.stats.setStyleSheet(f"color:{c.danger};" if msg.state in ("error", "interrupted")
-                                 else "")
+        danger = msg.state in ("error", "interrupted")
+        if bool(self.stats.property("danger")) != danger:
+            self.stats.setProperty("danger", danger)
+            self.stats.style().unpolish(self.stats)
+            self.stats.style().polish(self.stats)
         self.error.setText(msg.error or "")
-        self.error.setStyleSheet(f"color:{c.danger};")
         self.error.setVisible(bool(msg.error))
         live = msg.state == "partial"
         for button in self.buttons.values():
@@ -445,7 +446,7 @@ def cut_marker(count: int, parent: QWidget | None = None) -> QWidget:
     label.setWordWrap(True)
     label.setProperty("small", True)
     label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-    label.setStyleSheet(f"color:{colors().warning}; padding:6px;")
+
     label.setToolTip(html_lib.escape("The prompt sent to the model begins after this line; "
                                      "earlier messages stay here and in the history."))
     return label

@@ -48,7 +48,7 @@ class RichText(QTextBrowser):
             self.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.viewport().setAutoFillBackground(False)
-        self.setStyleSheet("QTextBrowser { background: transparent; border: none; }")
+        self.setObjectName("richText")  # transparent, no border (the app's style sheet)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab goes to the buttons, not each text
         doc = self.document()

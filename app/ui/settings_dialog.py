@@ -148,7 +148,7 @@ class SettingsDialog(QDialog):
                  else "For the next new chat.")
         heading = QLabel(where)
         heading.setTextFormat(Qt.TextFormat.PlainText)
-        heading.setStyleSheet("font-weight:600;")
+        heading.setProperty("strong", True)
         form.addRow(heading)
         self.system = QPlainTextEdit(system_prompt)
         self.system.setAccessibleName("System prompt")

@@ -163,7 +163,7 @@ class Sidebar(QWidget):
         self.store = store
         self.current_id: int | None = None
         name = QLabel(APP_NAME, self)
-        name.setStyleSheet("font-weight:600;")
+        name.setProperty("strong", True)
         self.new_button = icon_button("new", "New chat (Ctrl+N)", self, size=18)
         self.new_button.setObjectName("newChatButton")
         self.search = QLineEdit(self)

@@ -129,6 +129,10 @@ QWidget#chatArea, QWidget#chatColumnHost, QScrollArea#chatView, QWidget#chatView
     {{ background: {c.window}; border: none; }}
 QWidget#topBar {{ background: {c.window}; border-bottom: 1px solid {c.faint}; }}
 QLabel[muted="true"] {{ color: {c.muted}; }}
+QLabel[strong="true"] {{ font-weight: 600; }}
+QLabel[danger="true"] {{ color: {c.danger}; }}
+QLabel#cutMarker {{ color: {c.warning}; padding: 6px; }}
+QTextBrowser#richText {{ background: transparent; border: none; }}
 QLabel[small="true"] {{ font-size: {small}pt; }}
 QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
     border: 1px solid {c.faint}; border-radius: 6px; padding: 4px 6px;
@@ -182,7 +186,6 @@ QFrame#codeBlock {{ background: {c.code_bg}; border: 1px solid {c.faint}; border
 QWidget#codeHeader {{ background: {c.code_header}; border-top-left-radius: 8px;
     border-top-right-radius: 8px; }}
 QFrame#progressBlock {{ background: {c.hover}; border-radius: 10px; }}
-QFrame#cutMarker {{ border-top: 1px dashed {c.warning}; }}
 QProgressBar {{ border: none; border-radius: 3px; background: {c.faint}; max-height: 6px;
     text-align: center; }}
 QProgressBar::chunk {{ background: {c.accent}; border-radius: 3px; }}

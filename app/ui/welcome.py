@@ -35,7 +35,7 @@ class ExampleCard(QFrame):
         box.setContentsMargins(14, 10, 14, 10)
         box.setSpacing(2)
         self.title = QLabel(title, self)
-        self.title.setStyleSheet("font-weight:600;")
+        self.title.setProperty("strong", True)
         self.body = muted_label(prompt, self)
         self.body.setWordWrap(True)
         box.addWidget(self.title)
