@@ -14,11 +14,17 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from app.engine.types import ModelInfo  # noqa: E402
+from tests.ui.fakes import FakeEngine  # noqa: E402
+
+MODEL = "Llama-2 7B chat Q4_K_M"
 
 QUESTION = "How do I read a file line by line in Python, and why use `with`?"
 ANSWER = """Use a `with` block: it closes the file even if an error happens halfway.
@@ -49,6 +55,11 @@ FOLLOW_ANSWER = """Yes — test the stripped line:
 - [ ] lines with only spaces are skipped too, since `strip()` removes them
 
 See https://docs.python.org/3/tutorial/inputoutput.html for more."""
+NOTES = ("Summarise these release notes in three bullet points:\n\n"
+         + " ".join(f"Version 2.{i}: faster start-up, a clearer settings page, fixes for the "
+                    "search field and the export of long conversations; the model manager "
+                    "now resumes interrupted downloads and checks every file it gets."
+                    for i in range(1, 7)))
 TITLES = (("Trip ideas for Lisbon", "A 3-day plan with trams, pastéis de nata and Sintra."),
           ("SQL window functions", "ROW_NUMBER() OVER (PARTITION BY …) numbers rows per group."),
           ("Weekly plan", "Monday: review the draft; Tuesday: dentist at 10."))
@@ -63,7 +74,7 @@ def fill(db: Path) -> int:
         for index, (title, answer) in enumerate(TITLES):
             conv = store.create_conversation(title=title)
             user = store.add_user_message(conv.id, title)
-            msg = store.start_assistant(conv.id, user.id, model_name="Llama-2 7B chat Q4_K_M")
+            msg = store.start_assistant(conv.id, user.id, model_name=MODEL)
             writer = store.reply_writer(msg.id)
             writer.append(answer)
             writer.finish(GenerationResult(text=answer, generated_tokens=30, tokens_per_s=40.0))
@@ -77,19 +88,41 @@ def fill(db: Path) -> int:
         user = store.add_user_message(conv.id, QUESTION)
         for answer, speed, ttft, tokens in ((FIRST_ANSWER, 39.5, 0.25, 24),
                                             (ANSWER, 41.8, 0.21, 168)):
-            msg = store.start_assistant(conv.id, user.id, model_name="Llama-2 7B chat Q4_K_M")
+            msg = store.start_assistant(conv.id, user.id, model_name=MODEL)
             writer = store.reply_writer(msg.id)
             writer.append(answer)
             writer.finish(GenerationResult(text=answer, generated_tokens=tokens,
                                            tokens_per_s=speed, ttft_s=ttft, prompt_tokens=200))
         user = store.add_user_message(conv.id, FOLLOW_UP)
-        msg = store.start_assistant(conv.id, user.id, model_name="Llama-2 7B chat Q4_K_M")
+        msg = store.start_assistant(conv.id, user.id, model_name=MODEL)
         writer = store.reply_writer(msg.id)
         writer.append(FOLLOW_ANSWER)
         writer.finish(GenerationResult(text=FOLLOW_ANSWER, generated_tokens=64,
                                        tokens_per_s=43.2, ttft_s=0.09, prompt_tokens=420,
                                        finish_reason="length", max_tokens=64))
         return conv.id
+
+
+def register_model(home: Path) -> Path:
+    """A small GGUF registered as "Llama-2 7B chat Q4_K_M" (the scripted engine answers)."""
+    from app.hub import installed
+    from tests.hub.fixtures import tiny_gguf
+
+    path = home / "llama-2-7b-chat.Q4_K_M.gguf"
+    tiny_gguf(path, payload_mib=0.2)
+    return installed.import_model(path, name=MODEL).path
+
+
+class ShotEngine(FakeEngine):
+    """The scripted engine, describing itself as a Llama-2 model would."""
+
+    def count_tokens(self, messages: Any) -> int:
+        return sum(len(m.content) // 4 + 4 for m in messages)  # about what a tokenizer gives
+
+    def load(self, path: str | Path, options: Any = None) -> ModelInfo:
+        info = super().load(path, options)
+        self.info = replace(info, format_name="llama-2")
+        return self.info
 
 
 def settle(app: Any, seconds: float = 0.6) -> None:
@@ -120,20 +153,25 @@ def main(out_dir: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="llama-desk-shot-"))
     os.environ["LLAMA_DESK_HOME"] = str(home)
+    from PySide6.QtGui import QCursor
+
     from app import paths
     from app import settings as app_settings
     from app.ui.application import create_app
     from app.ui.main_window import MainWindow
     from app.ui.tasks import funnel
-    from tests.ui.fakes import FakeEngine
-
     app = create_app()
     funnel()
     conv_id = fill(paths.database_path())
-    engine = FakeEngine(["Sure"], n_ctx=4096, name="Llama-2 7B chat Q4_K_M")
+    model = register_model(home)
+    settings = app_settings.load()
+    settings.model = str(model)
+    app_settings.save(settings)
+    engine = ShotEngine(["Sure"], n_ctx=4096)
     window = MainWindow(engine_factory=lambda: engine)
-    window.resize(1280, 820)
+    window.resize(1280, 860)
     window.show()
+    QCursor.setPos(0, 0)  # no hover effects in the pictures
     wait(app, lambda: window.model_state == "ready" and bool(window.picker.verdicts))
     window.banners.clear()
 
@@ -146,17 +184,6 @@ def main(out_dir: str) -> int:
     settle(app)
     save(window, out / "conversation.png")
 
-    engine.prefill_steps = 60
-    engine.prefill_delay = 0.1
-    engine.script = ["Writing", " is", " just", " as", " easy."]
-    window.composer.set_text("")
-    window.send("Now summarise this whole conversation in three bullet points, please.")
-    wait(app, lambda: window._progress[1] > 0
-         and window._progress[0] >= window._progress[1] * 0.45, 30)
-    settle(app, 0.05)
-    save(window, out / "reading.png")
-    wait(app, lambda: not window.generating, 30)
-
     window.settings.theme = "dark"
     window.on_theme_changed()
     window.open_conversation(conv_id)
@@ -164,6 +191,18 @@ def main(out_dir: str) -> int:
     save(window, out / "dark.png")
     window.settings.theme = "light"
     window.on_theme_changed()
+    window.open_conversation(conv_id)
+
+    engine.prefill_steps = 60
+    engine.prefill_delay = 0.1
+    engine.script = ["Writing", " is", " just", " as", " easy."]
+    window.composer.set_text("")
+    window.send(NOTES)
+    wait(app, lambda: window._progress[1] > 0
+         and window._progress[0] >= window._progress[1] * 0.45, 30)
+    settle(app, 0.05)
+    save(window, out / "reading.png")
+    wait(app, lambda: not window.generating, 30)
 
     window.open_model_manager()
     manager = window._manager

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 from app.chat.reply import limit_note
 from app.store.models import STATE_LABELS as STORE_STATE_LABELS
 from app.store.models import StoredMessage
-from app.ui.markdown import Segment, render_plain
-from app.ui.rich_text import CodeBlock, RichText, confirm_copied, icon_button, muted_label
+from app.ui.markdown import render_plain
+from app.ui.rich_text import MessageBody, confirm_copied, icon_button, muted_label
 
 # The store's states, in the window's (shorter) words.
 STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
@@ -47,77 +47,6 @@ def stats_text(msg: StoredMessage) -> str:
         if note:
             parts.append(note)
     return " · ".join(parts)
-
-
-class MessageBody(QWidget):
-    """A message's segments in order (prose documents, code blocks), plus a streaming tail."""
-
-    link = Signal(QUrl)
-
-    def __init__(self, message_id: int, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.message_id = message_id
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(8)
-        self.parts: list[RichText | CodeBlock] = []
-        self.tail: RichText | None = None
-        self._tail_open = False  # the last prose document still takes appended settled text
-
-    def set_segments(self, segments: list[Segment]) -> None:
-        for part in self.parts:
-            part.deleteLater()
-        self.parts = []
-        self.clear_tail()
-        self.append_segments(segments)
-
-    def append_segments(self, segments: list[Segment]) -> None:
-        """Add settled segments at the end (before the tail); prose joins the last document."""
-        for seg in segments:
-            last = self.parts[-1] if self.parts else None
-            if isinstance(seg, str):
-                if isinstance(last, RichText) and self._tail_open:
-                    last.append_html(seg)
-                    continue
-                prose = RichText(self)
-                prose.set_html(seg)
-                part: RichText | CodeBlock = prose
-                self._tail_open = True
-            else:
-                part = CodeBlock(seg, self.message_id, self)
-                self._tail_open = False
-            part.link.connect(self.link)
-            self._layout.insertWidget(len(self.parts), part)
-            self.parts.append(part)
-
-    def _tail_widget(self) -> RichText:
-        if self.tail is None:
-            self.tail = RichText(self)
-            self.tail.link.connect(self.link)
-            self._layout.addWidget(self.tail)
-        return self.tail
-
-    def set_tail_html(self, html: str) -> None:
-        self._tail_widget().set_html(html)
-
-    def set_tail_text(self, text: str) -> None:
-        self._tail_widget().setPlainText(text)
-
-    def append_tail_text(self, text: str) -> None:
-        tail = self._tail_widget()
-        tail.moveCursor(tail.textCursor().MoveOperation.End)
-        tail.insertPlainText(text)
-
-    def clear_tail(self) -> None:
-        if self.tail is not None:
-            self.tail.deleteLater()
-            self.tail = None
-
-    def text(self) -> str:
-        pieces = [p.text() for p in self.parts]
-        if self.tail is not None:
-            pieces.append(self.tail.text())
-        return "\n".join(pieces)
 
 
 class EditBox(QPlainTextEdit):
@@ -243,6 +172,7 @@ class MessageWidget(QWidget):
                 bar.addWidget(widget)
             bar.addSpacing(6)
             bar.addWidget(self.stats, 1)
+            bar.addStretch(0)  # keeps the buttons together while the stats line is hidden
         self._column.addLayout(bar)
         if self.msg.role == "user":
             self._column.addWidget(self.stats)
@@ -322,6 +252,7 @@ class MessageWidget(QWidget):
             box.addWidget(self.progress_label)
             box.addWidget(self.progress_bar)
             self._column.insertWidget(self._column.indexOf(self.body), self.progress)
+            self.stats.hide()  # "writing…" would say too much while the prompt is still read
         if total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(min(read, total))
@@ -335,6 +266,7 @@ class MessageWidget(QWidget):
         if self.progress is not None:
             self.progress.deleteLater()
             self.progress = None
+            self.stats.setVisible(bool(self.stats.text()))
 
     # -- editing in place ----------------------------------------------------------------------
     def start_edit(self) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import icons
-from app.ui.markdown import CodeSegment, document_css
+from app.ui.markdown import CodeSegment, Segment, document_css
 from app.ui.theme import colors
 
 COPIED_MS = 1500  # how long "Copied" shows
@@ -210,3 +210,74 @@ class CodeBlock(QFrame):
 
     def text(self) -> str:
         return f"{self.lang.text()} Copy code\n{self.segment.code}"
+
+
+class MessageBody(QWidget):
+    """A message's segments in order (prose documents, code blocks), plus a streaming tail."""
+
+    link = Signal(QUrl)
+
+    def __init__(self, message_id: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_id = message_id
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(8)
+        self.parts: list[RichText | CodeBlock] = []
+        self.tail: RichText | None = None
+        self._tail_open = False  # the last prose document still takes appended settled text
+
+    def set_segments(self, segments: list[Segment]) -> None:
+        for part in self.parts:
+            part.deleteLater()
+        self.parts = []
+        self.clear_tail()
+        self.append_segments(segments)
+
+    def append_segments(self, segments: list[Segment]) -> None:
+        """Add settled segments at the end (before the tail); prose joins the last document."""
+        for seg in segments:
+            last = self.parts[-1] if self.parts else None
+            if isinstance(seg, str):
+                if isinstance(last, RichText) and self._tail_open:
+                    last.append_html(seg)
+                    continue
+                prose = RichText(self)
+                prose.set_html(seg)
+                part: RichText | CodeBlock = prose
+                self._tail_open = True
+            else:
+                part = CodeBlock(seg, self.message_id, self)
+                self._tail_open = False
+            part.link.connect(self.link)
+            self._layout.insertWidget(len(self.parts), part)
+            self.parts.append(part)
+
+    def _tail_widget(self) -> RichText:
+        if self.tail is None:
+            self.tail = RichText(self)
+            self.tail.link.connect(self.link)
+            self._layout.addWidget(self.tail)
+        return self.tail
+
+    def set_tail_html(self, html: str) -> None:
+        self._tail_widget().set_html(html)
+
+    def set_tail_text(self, text: str) -> None:
+        self._tail_widget().setPlainText(text)
+
+    def append_tail_text(self, text: str) -> None:
+        tail = self._tail_widget()
+        tail.moveCursor(tail.textCursor().MoveOperation.End)
+        tail.insertPlainText(text)
+
+    def clear_tail(self) -> None:
+        if self.tail is not None:
+            self.tail.deleteLater()
+            self.tail = None
+
+    def text(self) -> str:
+        pieces = [p.text() for p in self.parts]
+        if self.tail is not None:
+            pieces.append(self.tail.text())
+        return "\n".join(pieces)

@@ -269,3 +269,21 @@ def test_short_messages_fill_the_view_before_it_can_scroll(qtbot: Any) -> None:
     qtbot.waitUntil(lambda: view.verticalScrollBar().maximum() > 0
                     or len(view.widgets) == len(history), timeout=3000)
     assert len(view.widgets) > FIRST_PAGE
+
+
+def test_a_button_s_tooltip_shows_on_keyboard_focus(qtbot: Any) -> None:
+    from PySide6.QtWidgets import QToolTip
+
+    view = make_view(qtbot)
+    view.show_messages([msg(1, "user", "q"), msg(2, "assistant", "a")])
+    button = view.widgets[2].buttons["regen"]
+    qtbot.waitUntil(button.isVisible, timeout=2000)
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QFocusEvent
+    from PySide6.QtWidgets import QApplication
+
+    # what Tab delivers (the offscreen window is never active, so setFocus sends nothing)
+    QApplication.sendEvent(button, QFocusEvent(QEvent.Type.FocusIn, Qt.FocusReason.TabFocusReason))
+    qtbot.waitUntil(QToolTip.isVisible, timeout=2000)
+    assert QToolTip.text() == button.toolTip()
+    QToolTip.hideText()
