@@ -294,6 +294,9 @@ class ChatActions:
             self.chat.start_edit(message_id)
             return
         if self.generating:
+            self.banners.show_banner("A reply is being written: stop it (the Stop button) or let "
+                                     "it finish, then send the edit again.", "info", "edit",
+                                     timeout_ms=8000)
             return
         if self.model_state != "ready":
             self.banners.show_banner("Load a model first: an edited message is answered at once.",

@@ -35,6 +35,7 @@ FORMAT_CHOICES = (
 )
 THEME_CHOICES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+SPIN_WIDTH = 200
 
 
 def _double(name: str, value: float) -> QDoubleSpinBox:
@@ -45,6 +46,7 @@ def _double(name: str, value: float) -> QDoubleSpinBox:
     box.setRange(allowed.low, allowed.high)
     box.setSingleStep(allowed.step)
     box.setValue(value)
+    box.setMaximumWidth(SPIN_WIDTH)
     return box
 
 
@@ -60,6 +62,7 @@ def _int(low: int, high: int, value: int) -> QSpinBox:
     box = QSpinBox()
     box.setRange(low, high)
     box.setValue(value)
+    box.setMaximumWidth(SPIN_WIDTH)
     return box
 
 
@@ -126,7 +129,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(box)
         self.pages.setCurrentRow(0)
-        self.resize(760, 600)
+        self.resize(760, 660)
 
     def add_page(self, title: str, page: QWidget) -> QWidget:
         """Add a page (a scrolling form) under ``title`` in the list on the left."""
@@ -134,6 +137,8 @@ class SettingsDialog(QDialog):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(page)
+        scroll.viewport().setAutoFillBackground(False)
+        page.setAutoFillBackground(False)
         self.pages.addItem(title)
         self.stack.addWidget(scroll)
         return page

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import (
+    QApplication,
+    QProxyStyle,
+    QStyle,
+    QStyleHintReturn,
+    QStyleOption,
+    QWidget,
+)
 
 THEMES = ("system", "light", "dark")
 
@@ -52,6 +59,7 @@ DARK = Colors(
     success="#56d364", table_header="#2a2c30",
 )
 _choice = "system"  # the app's theme setting: "system", "light" or "dark"
+_style: QProxyStyle | None = None
 
 
 def set_choice(choice: str) -> None:
@@ -134,13 +142,13 @@ QLabel[danger="true"] {{ color: {c.danger}; }}
 QLabel#cutMarker {{ color: {c.warning}; padding: 6px; }}
 QTextBrowser#richText {{ background: transparent; border: none; }}
 QLabel[small="true"] {{ font-size: {small}pt; }}
-QLineEdit, QPlainTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
+QLineEdit, QPlainTextEdit, QComboBox {{
     border: 1px solid {c.faint}; border-radius: 6px; padding: 4px 6px;
     background: {c.surface}; color: {c.text}; selection-background-color: {c.accent}; }}
-QLineEdit:focus, QPlainTextEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus,
-    QComboBox:focus {{ border: 1px solid {c.accent}; }}
-QLineEdit:disabled, QPlainTextEdit:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled,
-    QComboBox:disabled {{ color: {c.muted}; background: {c.hover}; }}
+QLineEdit:focus, QPlainTextEdit:focus, QComboBox:focus {{ border: 1px solid {c.accent}; }}
+QLineEdit:disabled, QPlainTextEdit:disabled, QComboBox:disabled {{ color: {c.muted};
+    background: {c.hover}; }}
+QSpinBox, QDoubleSpinBox {{ padding: 3px 4px; }}
 QComboBox::drop-down {{ border: none; width: 18px; }}
 QComboBox::down-arrow {{ image: url({chevron(c)}); width: 12px; height: 12px; }}
 QComboBox#modelPicker {{ border: 1px solid transparent; font-weight: 600; padding: 4px 8px;
@@ -223,10 +231,23 @@ QMenu::item:selected {{ background: {c.hover}; }}
 """
 
 
+class Style(QProxyStyle):
+    """Fusion without the platform's pictures on dialog buttons (Save, Cancel…)."""
+
+    def styleHint(self, hint: QStyle.StyleHint, option: QStyleOption | None = None,
+                  widget: QWidget | None = None, data: QStyleHintReturn | None = None) -> int:
+        if hint == QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons:
+            return 0
+        return super().styleHint(hint, option, widget, data)
+
+
 def apply_theme(app: QApplication, point_size: int | None = None) -> None:
     """Fusion style with the light or dark palette and style sheet; the app font at
     ``point_size`` (the font-size setting) so every widget follows it."""
-    app.setStyle("Fusion")
+    global _style
+    if _style is None:  # once: the app keeps it (a style sheet wraps it, so compare to ours)
+        _style = Style("Fusion")
+        app.setStyle(_style)
     c = colors()
     if point_size is not None:
         font = QFont(app.font())
