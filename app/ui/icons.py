@@ -68,10 +68,13 @@ def pixmap(name: str, color: str, size: int = 18, ratio: float = 2.0) -> QPixmap
 def icon(name: str, color: str, active: str = "", disabled: str = "", size: int = 18) -> QIcon:
     """A QIcon of ``name``: ``color`` normally, ``active`` on hover, ``disabled`` when disabled."""
     result = QIcon()
-    result.addPixmap(pixmap(name, color, size), QIcon.Mode.Normal)
-    result.addPixmap(pixmap(name, active or color, size), QIcon.Mode.Active)
-    result.addPixmap(pixmap(name, active or color, size), QIcon.Mode.Selected)
-    result.addPixmap(pixmap(name, disabled or color, size), QIcon.Mode.Disabled)
+    drawn: dict[str, QPixmap] = {}  # each colour drawn once
+    for mode, wanted in ((QIcon.Mode.Normal, color), (QIcon.Mode.Active, active or color),
+                         (QIcon.Mode.Selected, active or color),
+                         (QIcon.Mode.Disabled, disabled or color)):
+        if wanted not in drawn:
+            drawn[wanted] = pixmap(name, wanted, size)
+        result.addPixmap(drawn[wanted], mode)
     return result
 
 

@@ -233,6 +233,7 @@ class SettingsDialog(QDialog):
         self.font_size.setSuffix(" pt")
         self.theme = QComboBox()
         self.theme.setAccessibleName("Theme")
+        self.theme.setMaximumWidth(SPIN_WIDTH + 60)
         for label, value in THEME_CHOICES:
             self.theme.addItem(label, value)
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))

@@ -6,14 +6,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
-from PySide6.QtWidgets import (
-    QApplication,
-    QProxyStyle,
-    QStyle,
-    QStyleHintReturn,
-    QStyleOption,
-    QWidget,
-)
+from PySide6.QtWidgets import QApplication
 
 THEMES = ("system", "light", "dark")
 
@@ -59,7 +52,6 @@ DARK = Colors(
     success="#56d364", table_header="#2a2c30",
 )
 _choice = "system"  # the app's theme setting: "system", "light" or "dark"
-_style: QProxyStyle | None = None
 
 
 def set_choice(choice: str) -> None:
@@ -128,6 +120,7 @@ def style_sheet(c: Colors, point_size: int) -> str:
     small = max(6, point_size - 2)
     return f"""
 QMainWindow, QDialog {{ background: {c.window}; }}
+QDialogButtonBox {{ dialogbuttonbox-buttons-have-icons: 0; }}
 QToolTip {{ color: {c.text}; background: {c.surface}; border: 1px solid {c.faint};
     padding: 4px 6px; border-radius: 4px; }}
 QWidget#sidebar {{ background: {c.sidebar}; }}
@@ -231,23 +224,11 @@ QMenu::item:selected {{ background: {c.hover}; }}
 """
 
 
-class Style(QProxyStyle):
-    """Fusion without the platform's pictures on dialog buttons (Save, Cancel…)."""
-
-    def styleHint(self, hint: QStyle.StyleHint, option: QStyleOption | None = None,
-                  widget: QWidget | None = None, data: QStyleHintReturn | None = None) -> int:
-        if hint == QStyle.StyleHint.SH_DialogButtonBox_ButtonsHaveIcons:
-            return 0
-        return super().styleHint(hint, option, widget, data)
-
-
 def apply_theme(app: QApplication, point_size: int | None = None) -> None:
     """Fusion style with the light or dark palette and style sheet; the app font at
     ``point_size`` (the font-size setting) so every widget follows it."""
-    global _style
-    if _style is None:  # once: the app keeps it (a style sheet wraps it, so compare to ours)
-        _style = Style("Fusion")
-        app.setStyle(_style)
+    if app.style().name().lower() != "fusion" and not app.styleSheet():
+        app.setStyle("Fusion")  # once (a style sheet wraps the style, which then has no name)
     c = colors()
     if point_size is not None:
         font = QFont(app.font())
