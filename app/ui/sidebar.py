@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -53,6 +54,14 @@ SEARCH_DELAY_MS = 150
 def snippet_text(snippet: str) -> str:
     """A store snippet ('[word]' marks matches) as plain text with the marks kept visible."""
     return " ".join(snippet.split())
+
+
+MARKUP = re.compile(r"```\w*|[`*_#>|~]|\[[ xX]\]|(?:(?<=\s)|^)[-+](?=\s)")
+
+
+def plain_preview(text: str) -> str:
+    """A message's first words without Markdown marks ("**Yes** - [x] `a`" → "Yes a")."""
+    return " ".join(MARKUP.sub(" ", text).split())
 
 
 def date_group(when: float, now: float | None = None) -> str:
@@ -298,7 +307,7 @@ class Sidebar(QWidget):
                 group = heading
                 self._heading(heading)
             item = self._add(conv.id, conv.display_title, editable=True,
-                             preview=previews.get(conv.id, ""))
+                             preview=plain_preview(previews.get(conv.id, "")))
             item.setData(PINNED_ROLE, conv.pinned)
             item.setData(Qt.ItemDataRole.AccessibleTextRole, conv.display_title)
             if conv.id == self.current_id:

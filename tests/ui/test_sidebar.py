@@ -8,9 +8,16 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.ui.sidebar import HEADER_ROLE, PREVIEW_ROLE, date_group
+from app.ui.sidebar import HEADER_ROLE, PREVIEW_ROLE, date_group, plain_preview
 from tests.ui.fakes import FakeEngine
 from tests.ui.test_window import send
+
+
+def test_previews_lose_their_markdown_marks() -> None:
+    assert plain_preview("**Yes** — test: - [x] `if line.strip():` # done") == \
+        "Yes — test: if line.strip(): done"
+    assert plain_preview("```python print(1)") == "print(1)"
+    assert plain_preview("well-known 3-day plan") == "well-known 3-day plan"
 
 
 def test_date_groups() -> None:
