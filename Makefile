@@ -55,8 +55,9 @@ bench: $(VENV)/.dev $(VOCAB) tools
 bundle: $(VENV)/.base tools
 	$(PY) packaging/build.py --self-test
 
+# The window's main states as PNGs in resources/screenshots/ (under Xvfb: a real X server).
 screenshot: $(VENV)/.dev
-	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) packaging/screenshot.py resources/screenshot.png
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) packaging/screenshot.py resources/screenshots
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

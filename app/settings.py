@@ -28,6 +28,7 @@ class AppSettings:
     gpu_layers: int | None = None
     threads: int | None = None
     font_size: int = 11
+    theme: str = "system"  # "system" (follow the OS), "light" or "dark"
     model: str | None = None
     default_system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=lambda: Sampling().to_dict())
@@ -63,6 +64,8 @@ class AppSettings:
         if not isinstance(self.api_origins, list) or not all(
                 isinstance(o, str) for o in self.api_origins):
             raise SettingsError("API server origins must be a list of web addresses.")
+        if self.theme not in ("system", "light", "dark"):
+            raise SettingsError(f"Theme {self.theme!r} is unknown; use system, light or dark.")
 
 
 def settings_path() -> Path:
@@ -75,7 +78,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "font_size": (int,), "model": (str, type(None)),
     "default_system_prompt": (str,), "sampling": (dict,), "prompt_formats": (dict,),
     "workers": (list,), "api_server": (bool,), "api_port": (int,), "api_lan": (bool,),
-    "api_origins": (list,), "api_save_history": (bool,),
+    "api_origins": (list,), "api_save_history": (bool,), "theme": (str,),
 }
 PROMPT_FORMATS = ("auto", "llama-2", "template")
 def _reject_constant(name: str) -> float:

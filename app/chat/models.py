@@ -48,8 +48,9 @@ def remote_choice(requested: str, model: str = "") -> ModelChoice:
     return ModelChoice(str(ref), ref.label)
 
 
-def _name(model: InstalledModel) -> str:
-    """A registered model's name; a file loaded by path is called by its file name."""
+def name_of(model: InstalledModel) -> str:
+    """The name every face shows for an installed model: its registered name; a file loaded
+    by path is called by its file name."""
     return model.path.name if model.source == "path" else model.name
 
 
@@ -71,7 +72,7 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
     if requested:
         try:
             found = installed.resolve_model(requested)
-            return ModelChoice(str(found.path), _name(found))
+            return ModelChoice(str(found.path), name_of(found))
         except UserError:
             if Path(requested).suffix == ".gguf" or "/" in requested:
                 return ModelChoice(requested, Path(requested).name)
@@ -93,9 +94,9 @@ def choose_model(requested: str | None = None, *, conversation: str | None = Non
             continue
         why = load_failures.failure(found.path) if found.exists else None
         if found.exists and why is None:
-            return ModelChoice(str(found.path), _name(found))
+            return ModelChoice(str(found.path), name_of(found))
         if why is not None and not skipped:
-            skipped = (f"{_name(found)} was not loaded: {why.rstrip('.')}. Pick it again to "
+            skipped = (f"{name_of(found)} was not loaded: {why.rstrip('.')}. Pick it again to "
                        "retry, or remove it with `llama-desk models remove`.")
     default = installed.default_model()
     if default is None:

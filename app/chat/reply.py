@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from app.chat.stops import StopMatcher
 from app.engine.owner import Ticket
@@ -58,7 +58,8 @@ class Reply:
         """The stats (complete once iteration has ended)."""
         if self._result is not None:
             return self._result
-        return dataclasses.replace(self.generation.result, model_name=self.model_name)
+        return dataclasses.replace(self.generation.result, model_name=self.model_name,
+                                   max_tokens=self.sampling.max_tokens)
 
     def __iter__(self) -> Iterator[str]:
         return self._iter
@@ -135,3 +136,14 @@ class Reply:
         except UserError:
             return False
         return True
+
+
+def limit_note(stats: Mapping[str, Any]) -> str:
+    """How a reply cut short by a limit says so ("stopped at the 512-token limit"); "" else."""
+    if stats.get("finish_reason") != "length":
+        return ""
+    limit = int(stats.get("max_tokens") or 0)
+    generated = int(stats.get("generated_tokens") or 0)
+    if limit and generated < limit:
+        return "stopped: the context is full"
+    return f"stopped at the {limit:,}-token limit" if limit else "stopped at the token limit"

@@ -49,6 +49,36 @@ def engine_messages(system_prompt: str, history: Sequence[StoredMessage]) -> lis
     return out
 
 
+def _sent(msg: StoredMessage) -> bool:
+    """Whether ``engine_messages`` sends ``msg`` (empty replies are left out)."""
+    return msg.role in ("user", "assistant") and bool(msg.content or msg.role == "user")
+
+
+def prompt_start(history: Sequence[StoredMessage], dropped: int) -> int:
+    """The index in ``history`` where a prompt that left out its first ``dropped`` messages
+    begins (0: nothing was left out)."""
+    if dropped <= 0:
+        return 0
+    seen = 0
+    for index, msg in enumerate(history):
+        if _sent(msg):
+            if seen == dropped:
+                return index
+            seen += 1
+    return len(history)
+
+
+def branch_cut(branch: Sequence[StoredMessage]) -> tuple[int, int]:
+    """Where the prompt of the branch's latest reply began, from the cut stored with it:
+    (index in ``branch`` of its first message sent, messages left out); (0, 0) for none."""
+    for index in range(len(branch) - 1, -1, -1):
+        msg = branch[index]
+        if msg.role == "assistant" and "dropped_messages" in (msg.stats or {}):
+            dropped = int(msg.stats["dropped_messages"] or 0)
+            return (prompt_start(branch[:index], dropped), dropped) if dropped else (0, 0)
+    return 0, 0
+
+
 def settled(branch: list[StoredMessage]) -> list[StoredMessage]:
     """``branch`` without a turn still being written at its end (its reply is ``partial``)."""
     if len(branch) >= 2 and branch[-1].role == "assistant" and branch[-1].state == "partial":

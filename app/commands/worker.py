@@ -36,7 +36,10 @@ def register(sub: Any) -> None:
 
 
 def say(text: str, *, err: bool = False) -> None:
-    print(f"{PREFIX} {text}", file=sys.stderr if err else sys.stdout, flush=True)
+    """One whole line (written at once: a Ctrl+C can never cut it from its newline)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{PREFIX} {text}\n")
+    stream.flush()
 
 
 def run(args: argparse.Namespace) -> int:

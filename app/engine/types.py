@@ -144,17 +144,26 @@ class GenerationResult:
     error: str | None = None
     model_name: str = ""
     model_path: str = ""
+    max_tokens: int = 0  # the new-token limit the reply ran under (0: not known)
 
     def stats(self) -> dict[str, Any]:
-        """The stats the store keeps with an assistant message."""
-        return {
+        """The stats the store keeps with an assistant message.
+
+        ``dropped_messages`` (where the prompt began) and ``max_tokens`` (the limit a reply cut
+        at "length" reached) are kept too, so a face can say both after a restart.
+        """
+        stats: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "reused_tokens": self.reused_tokens,
             "generated_tokens": self.generated_tokens,
             "ttft_s": round(self.ttft_s, 4),
             "tokens_per_s": round(self.tokens_per_s, 2),
             "finish_reason": self.finish_reason,
+            "dropped_messages": self.dropped_messages,
         }
+        if self.max_tokens:
+            stats["max_tokens"] = self.max_tokens
+        return stats
 
 
 @dataclass

@@ -89,6 +89,17 @@ class ConversationsMixin(StoreBase):
         ).fetchall()
         return [conversation_from_row(row, row[10]) for row in rows]
 
+    def previews(self, limit: int = 120) -> dict[int, str]:
+        """One line of each listed conversation's latest message (its first ``limit``
+        characters; the message it answers while a reply is still empty), by conversation id."""
+        rows = self._conn.execute(
+            "SELECT c.id, substr(coalesce(nullif(m.content, ''), p.content, ''), 1, ?) "
+            "FROM conversations c JOIN messages m ON m.id = c.current_leaf_id "
+            "LEFT JOIN messages p ON p.id = m.parent_id WHERE c.trashed_at IS NULL",
+            (limit,),
+        ).fetchall()
+        return {int(row[0]): " ".join(str(row[1]).split()) for row in rows}
+
     def _update(self, conversation_id: int, sql: str, params: tuple[Any, ...]) -> Conversation:
         with self._write() as conn:
             self._require_conversation(conversation_id)
@@ -99,7 +110,8 @@ class ConversationsMixin(StoreBase):
         title = clean_title(title)
         if not title:
             raise StoreError("A conversation title cannot be empty.")
-        return self._update(conversation_id, "title = ?, updated_at = ?", (title, self._now()))
+        # The title only: a rename does not move the conversation up the most-recent list.
+        return self._update(conversation_id, "title = ?", (title,))
 
     def set_pinned(self, conversation_id: int, pinned: bool = True) -> Conversation:
         return self._update(conversation_id, "pinned = ?", (int(bool(pinned)),))

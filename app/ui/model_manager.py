@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
+    QLabel,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -24,9 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui import icons
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
-from app.ui.plain import plain_label, plain_tip
+from app.ui.model_picker import installed_models
+from app.ui.plain import plain_tip
 from app.ui.tasks import run_in_background
+from app.ui.theme import colors
 from app.units import format_duration, format_size
 
 if TYPE_CHECKING:
@@ -40,6 +46,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
+RECOMMENDED = "★ recommended"
+RECOMMENDED_TIP = ("Q4_K_M: the usual best balance of size, speed and quality for chatting "
+                   "(what most people should download).")
+
+
+def fit_columns(header: QHeaderView, count: int) -> None:
+    """Columns as wide as their content; the last one takes the rest (no cut-off text)."""
+    for column in range(count - 1):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(count - 1, QHeaderView.ResizeMode.Stretch)
 
 
 def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]:
@@ -76,8 +92,17 @@ class ModelManager(QDialog):
         self.downloads = manager
         self.downloads.subscribe(self._snapshot.emit)  # called in the download thread
 
-        self.hardware = plain_label("Checking this computer's memory…", self)  # GPU names
+        title = QLabel("Models", self)
+        title.setStyleSheet("font-size: large; font-weight: 600;")
+        intro = QLabel("Llama-2-chat in every size and quantization, with a fit verdict for "
+                       "this computer worked out before you download anything.", self)
+        intro.setWordWrap(True)
+        intro.setProperty("muted", True)
+        self.hardware = QLabel("Checking this computer's memory…", self)
+        self.hardware.setTextFormat(Qt.TextFormat.PlainText)  # GPU names
         self.hardware.setWordWrap(True)
+        self.hardware.setProperty("muted", True)
+        self.hardware.setProperty("small", True)
         self.message = message_label(self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self._catalogue_tab(), "Catalogue")
@@ -103,11 +128,14 @@ class ModelManager(QDialog):
         row.addStretch(1)
         row.addWidget(close)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 12)
+        layout.addWidget(title)
+        layout.addWidget(intro)
         layout.addWidget(self.hardware)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addLayout(row)
-        self.resize(860, 560)
+        self.resize(940, 620)
         self.refresh_catalogue()
         self.refresh_installed()
         run_in_background(self._describe_hardware, self.hardware.setText)
@@ -118,9 +146,11 @@ class ModelManager(QDialog):
         self.tree.setAccessibleName("Model catalogue")
         self.tree.setHeaderLabels(["Model / quantization", "Size", f"Fit at {self.n_ctx:,} tokens",
                                    "Status"])
-        self.tree.setColumnWidth(0, 300)
-        self.tree.setColumnWidth(2, 200)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        fit_columns(self.tree.header(), 4)
         self.download_button = QPushButton("Download selected")
+        self.download_button.setProperty("primary", True)
         self.download_button.clicked.connect(self.download_selected)
         self.tree.itemDoubleClicked.connect(lambda _i, _c: self.download_selected())
         return self._page(self.tree, self.download_button)
@@ -131,11 +161,15 @@ class ModelManager(QDialog):
         self.installed.setHorizontalHeaderLabels(["Name", "Size", "Quantization", "Source"])
         self.installed.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.installed.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.installed.horizontalHeader().setStretchLastSection(True)
-        self.installed.setColumnWidth(0, 300)
+        self.installed.verticalHeader().hide()
+        self.installed.setShowGrid(False)
+        self.installed.setAlternatingRowColors(True)
+        fit_columns(self.installed.horizontalHeader(), 4)
         use = QPushButton("Use")
+        use.setProperty("primary", True)
         use.clicked.connect(self._use_selected)
         remove = QPushButton("Remove")
+        remove.setProperty("danger", True)
         remove.clicked.connect(self.remove_selected)
         return self._page(self.installed, use, remove)
 
@@ -145,15 +179,23 @@ class ModelManager(QDialog):
         self.table.setHorizontalHeaderLabels(["File", "Progress", "Speed", "ETA", "State"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 260)
-        self.table.setColumnWidth(1, 220)
+        self.table.verticalHeader().hide()
+        self.table.setShowGrid(False)
+        header = self.table.horizontalHeader()
+        fit_columns(header, 5)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # the progress bar
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(80)
         buttons = []
         for label, action in (("Pause", "pause"), ("Resume", "resume"), ("Cancel", "cancel")):
             button = QPushButton(label)
             button.clicked.connect(lambda _c=False, a=action: self._job_action(a))
             buttons.append(button)
         return self._page(self.table, *buttons)
+
+    def clear_message(self) -> None:
+        """Forget the last message (its problem is gone, e.g. a model has loaded since)."""
+        self.message.setText("")
 
     @staticmethod
     def _page(main: QWidget, *buttons: QPushButton) -> QWidget:
@@ -191,14 +233,26 @@ class ModelManager(QDialog):
         from app.hub import catalogue
 
         self.tree.clear()
+        installed_files = {m.filename or m.path.name for m in installed_models()}
         files = []
         for model in catalogue.catalogue():
-            top = QTreeWidgetItem([model.title, "", "", ""])
+            top = QTreeWidgetItem([model.title, "", "", model.repo_id])
+            bold = QFont(top.font(0))
+            bold.setWeight(QFont.Weight.DemiBold)
+            top.setFont(0, bold)
             for f in model.files:
                 size = format_size(f.size_bytes) + ("" if f.exact else " (approx.)")
-                child = QTreeWidgetItem([f.quantization, size, self.verdicts.get(f.filename, "…"),
-                                         ""])
+                recommended = f.quantization == catalogue.DEFAULT_QUANT
+                status = "installed" if f.filename in installed_files else (
+                    RECOMMENDED if recommended else "")
+                child = QTreeWidgetItem([f.quantization, size,
+                                         self.verdicts.get(f.filename, "…"), status])
                 child.setData(0, DATA, (f.repo_id, f.filename))
+                if recommended:
+                    child.setFont(0, bold)
+                    child.setIcon(0, icons.icon("pin", colors().warning, size=14))
+                    child.setToolTip(0, RECOMMENDED_TIP)
+                    child.setToolTip(3, RECOMMENDED_TIP)
                 top.addChild(child)
                 files.append(f)
             self.tree.addTopLevelItem(top)
@@ -351,7 +405,11 @@ class ModelManager(QDialog):
             self.table.setItem(row, 0, name)
             bar = QProgressBar()
             bar.setRange(0, 1000)
+            bar.setTextVisible(True)
+            bar.setAccessibleName(f"Download progress of {snap.filename}")
             self.table.setCellWidget(row, 1, bar)
+            self.table.setRowHeight(row, max(self.table.rowHeight(row), 30))
+            self.tabs.setTabText(2, f"Downloads ({len(self.rows)})")
             for col in (2, 3, 4):
                 self.table.setItem(row, col, QTableWidgetItem(""))
         widget = self.table.cellWidget(row, 1)

@@ -97,10 +97,11 @@ class EngineHost(QObject):
         self._submit(self._load, requested)
 
     def send(self, conversation_id: int | None, text: str,
-             overrides: Mapping[str, Any] | None = None) -> int:
-        """A user message and its reply (``overrides``: this request's sampling changes)."""
+             overrides: Mapping[str, Any] | None = None, system: str | None = None) -> int:
+        """A user message and its reply (``overrides``: this request's sampling changes;
+        ``system``: its system prompt, which a new conversation keeps)."""
         return self._reply(lambda s, t, p: s.send(conversation_id, text, overrides=overrides,
-                                                  ticket=t, on_progress=p))
+                                                  system=system, ticket=t, on_progress=p))
 
     def regenerate(self, message_id: int, overrides: Mapping[str, Any] | None = None) -> int:
         return self._reply(lambda s, t, p: s.regenerate(message_id, overrides=overrides,

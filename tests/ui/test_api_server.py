@@ -90,11 +90,11 @@ def test_saved_api_chats_appear_in_the_sidebar(qtbot: Any, make_window: Any) -> 
     port = serving_settings(api_save_history=True)
     window = make_window(RecordingEngine(["Saved."]))
     qtbot.waitUntil(lambda: window.api.running, timeout=10_000)
-    assert window.sidebar.list.count() == 0
+    assert window.sidebar.conversation_items() == []
     answer = httpx2.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30, json={
         "messages": [{"role": "user", "content": "Keep me"}]})
     assert answer.status_code == 200
-    qtbot.waitUntil(lambda: window.sidebar.list.count() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(window.sidebar.conversation_items()) == 1, timeout=10_000)
 
 
 def test_a_busy_port_is_a_banner_not_a_crash(qtbot: Any, make_window: Any) -> None:

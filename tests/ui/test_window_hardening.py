@@ -68,4 +68,4 @@ def test_a_read_only_database_opens_with_a_banner(qtbot: Any, make_window: Any, 
     window = make_window(fake_engine, wait_ready=False)
     assert window.store.read_only
     assert any("read-only" in t for t in window.banners.texts())
-    assert window.sidebar.list.count() == 2  # reading works
+    assert len(window.sidebar.conversation_items()) == 2  # reading works
