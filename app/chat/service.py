@@ -303,6 +303,12 @@ class ChatService:
         return self.engine.prepare(engine_messages(conv.system_prompt, upto),
                                    self._sampling(conv, None))
 
+    def close_store(self) -> None:
+        """Close this thread's Store (it opens again when next needed): a repair swaps files."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def close(self) -> None:
         """Free the model and close the Store (on the owner thread)."""
         try:

@@ -242,25 +242,6 @@ def run_repair(args: argparse.Namespace) -> int:
     from app.store.repair import repair
 
     report = repair(paths.database_path(), force=args.force)
-    if report.healthy:
-        print(f"The conversations database {report.path} is healthy (SQLite integrity check: "
-              "ok); nothing to repair.")
-        return 0
-    plural = "s" if report.conversations != 1 else ""
-    print(f"Saved {report.conversations:,} conversation{plural} and {report.messages:,} "
-          f"messages into a fresh database (SQLite integrity check: {report.integrity}).")
-    lost = report.lost_messages + report.lost_conversations
-    if lost:
-        about = "" if report.exact else "at most "
-        print(f"Could not read {about}{report.lost_messages:,} message(s) and "
-              f"{about}{report.lost_conversations:,} conversation record(s): those are lost.")
-    else:
-        print("Nothing was lost.")
-    if report.recovered_conversations:
-        print(f"{report.recovered_conversations:,} conversation(s) lost their title and settings; "
-              "their messages are kept as \"Recovered conversation #ID\".")
-    if report.reattached:
-        print(f"{report.reattached:,} message(s) lost the message before them; each now starts "
-              "a branch of its conversation.")
-    print(f"The damaged file is kept as {report.aside}.")
+    for line in report.summary():
+        print(line)
     return 0

@@ -142,22 +142,22 @@ def derive_title(text: str) -> str:
 
 
 # Column names are the dataclass field names; a row's first columns come in this order.
-_CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "system_prompt", "sampling",
+CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "system_prompt", "sampling",
                         "model", "pinned", "trashed_at", "current_leaf_id")
-_MESSAGE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "created_at",
+MESSAGE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "created_at",
                    "updated_at", "state", "error", "model_name", "model_file", "stats")
-CONVERSATION_COLUMNS = ", ".join(f"c.{name}" for name in _CONVERSATION_FIELDS)
-MESSAGE_COLUMNS = ", ".join(f"m.{name}" for name in _MESSAGE_FIELDS)
+CONVERSATION_COLUMNS = ", ".join(f"c.{name}" for name in CONVERSATION_FIELDS)
+MESSAGE_COLUMNS = ", ".join(f"m.{name}" for name in MESSAGE_FIELDS)
 
 
 def conversation_from_row(row: Any, message_count: int = 0) -> Conversation:
-    values = dict(zip(_CONVERSATION_FIELDS, row, strict=False))
+    values = dict(zip(CONVERSATION_FIELDS, row, strict=False))
     values.update(sampling=loads_dict(values["sampling"]), pinned=bool(values["pinned"]))
     return Conversation(**values, message_count=message_count)
 
 
 def message_from_row(row: Any, sibling_index: int = 0, sibling_count: int = 1) -> StoredMessage:
-    values = dict(zip(_MESSAGE_FIELDS, row, strict=False))
+    values = dict(zip(MESSAGE_FIELDS, row, strict=False))
     values["stats"] = loads_dict(values["stats"])
     return StoredMessage(**values, sibling_index=sibling_index, sibling_count=sibling_count)
 

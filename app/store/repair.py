@@ -20,17 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from app.store.base import marker_path
-from app.store.models import MESSAGE_STATES, StoreError
+from app.store.models import CONVERSATION_FIELDS, MESSAGE_FIELDS, MESSAGE_STATES, StoreError
 
 log = logging.getLogger(__name__)
 
 CHUNK = 512  # rows per range read
 PROBES = 100_000  # reads one table may cost; past it a failing range is counted lost whole
 ROLES = ("system", "user", "assistant")
-CONVERSATION_COLUMNS = ("id", "title", "created_at", "updated_at", "system_prompt", "sampling",
-                        "model", "pinned", "current_leaf_id", "trashed_at")
-MESSAGE_COLUMNS = ("id", "conversation_id", "parent_id", "role", "content", "created_at",
-                   "updated_at", "model_name", "model_file", "state", "error", "stats")
 
 
 @dataclass
@@ -48,6 +44,30 @@ class RepairReport:
     recovered_conversations: int = 0  # readable messages whose conversation row was lost
     reattached: int = 0  # messages whose parent was lost, kept as the start of a branch
     integrity: str = ""
+
+    def summary(self) -> list[str]:
+        """What the repair saved and lost, as every face says it (one sentence a line)."""
+        if self.healthy:
+            return [f"The conversations database {self.path} is healthy (SQLite integrity "
+                    "check: ok); nothing to repair."]
+        plural = "s" if self.conversations != 1 else ""
+        lines = [f"Saved {self.conversations:,} conversation{plural} and {self.messages:,} "
+                 f"messages into a fresh database (SQLite integrity check: {self.integrity})."]
+        if self.lost_messages + self.lost_conversations:
+            about = "" if self.exact else "at most "
+            lines.append(f"Could not read {about}{self.lost_messages:,} message(s) and "
+                         f"{about}{self.lost_conversations:,} conversation record(s): those are "
+                         "lost.")
+        else:
+            lines.append("Nothing was lost.")
+        if self.recovered_conversations:
+            lines.append(f"{self.recovered_conversations:,} conversation(s) lost their title and "
+                         "settings; their messages are kept as \"Recovered conversation #ID\".")
+        if self.reattached:
+            lines.append(f"{self.reattached:,} message(s) lost the message before them; each now "
+                         "starts a branch of its conversation.")
+        lines.append(f"The damaged file is kept as {self.aside}.")
+        return lines
 
 
 def _connect_damaged(path: Path) -> sqlite3.Connection:
@@ -288,8 +308,8 @@ def repair(path: Path, *, force: bool = False) -> RepairReport:
         if _try(conn, "SELECT count(*) FROM sqlite_master") is None:
             raise StoreError(f"Nothing in {path} can be read any more (SQLite cannot read its "
                              "list of tables); it was left as it was.")
-        conv_cols = _columns(conn, "conversations", CONVERSATION_COLUMNS)
-        msg_cols = _columns(conn, "messages", MESSAGE_COLUMNS)
+        conv_cols = _columns(conn, "conversations", CONVERSATION_FIELDS)
+        msg_cols = _columns(conn, "messages", MESSAGE_FIELDS)
         if "id" not in conv_cols or "conversation_id" not in msg_cols:
             raise StoreError(f"{path} is too damaged to read its tables; nothing was changed.")
         known_convs = _existing_ids(conn, "conversations", "conversations_order")

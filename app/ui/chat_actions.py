@@ -77,8 +77,13 @@ class ChatActions:
     def show_conversation(self, conv_id: int | None, message_id: int = 0) -> None:
         if conv_id != self.conv_id:
             self.pending_system = self.pending_sampling = None
+        try:
+            branch = self.store.current_branch(conv_id) if conv_id else []
+        except UserError as err:  # e.g. a damaged page of the database: say so, show nothing
+            self.banners.show_banner(str(err), "error", "store")
+            conv_id, branch = None, []
         self.conv_id = conv_id
-        self.branch = self.store.current_branch(conv_id) if conv_id else []
+        self.branch = branch
         self.render_branch(around=message_id)
         self.sidebar.set_current(conv_id)
         if message_id:

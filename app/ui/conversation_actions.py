@@ -10,14 +10,17 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from app.chat.sampling import resolve_sampling
 from app.engine.types import Sampling
 from app.errors import SettingsError, UserError
+from app.store.repair import repair
 
 if TYPE_CHECKING:
     from app.settings import AppSettings
     from app.store import Conversation, Store
+    from app.store.repair import RepairReport
     from app.ui.api_server import ApiServerController
     from app.ui.banners import BannerArea
     from app.ui.model_picker import ModelPicker
     from app.ui.sidebar import Sidebar
+    from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class ConversationActions:
     pending_system: str | None
     pending_sampling: dict[str, Any] | None
     api: ApiServerController
+    host: EngineHost
 
     if TYPE_CHECKING:  # defined by MainWindow, ChatActions and ModelActions
         def show_conversation(self, conv_id: int | None, message_id: int = 0) -> None: ...
@@ -113,6 +117,44 @@ class ConversationActions:
         self.store.delete_forever(conv_id)
         if conv_id == self.conv_id:
             self.show_conversation(None)
+        self.sidebar.refresh()
+
+    # -- repair --------------------------------------------------------------------------------
+    def repair_database(self) -> None:
+        """`llama-desk history repair` from the window: both threads' Stores are closed first,
+        the salvage runs in the background, then the window reopens the fresh database."""
+        from app.ui.tasks import run_in_background
+
+        if getattr(self, "generating", False):
+            self.banners.show_banner("Stop the reply first, then repair.", "info", "repair")
+            return
+        answer = QMessageBox.question(
+            self, "Repair the conversations database",  # type: ignore[arg-type]
+            "Llama Desk will copy every readable conversation into a fresh database and keep the "
+            "damaged file beside it. Go ahead?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        owner = self.host.owner
+        owner.submit(owner.resource.close_store).result(timeout=30)  # the model thread's Store
+        self.store.close()
+        path = self.store.path
+
+        def repaired(report: RepairReport) -> None:
+            self._reopen_store()
+            self.banners.show_banner(" ".join(report.summary()), "info", "store")
+
+        def failed(message: str) -> None:
+            self._reopen_store()
+            self.banners.show_banner(f"The repair did not run: {message}", "error", "store")
+
+        self.banners.show_banner("Repairing the conversations database…", "info", "store")
+        run_in_background(lambda: repair(path), repaired, failed)
+
+    def _reopen_store(self) -> None:
+        from app.store import Store
+
+        self.store = self.sidebar.store = Store.open(self.store.path)
+        self.show_conversation(None)
         self.sidebar.refresh()
 
     # -- settings ------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         if self.store.damaged:
             self.banners.show_banner(
                 f"The conversations database {self.db_path} is damaged: reading works, but "
-                "nothing new is saved. Close Llama Desk and run `llama-desk history repair` to "
-                "save every readable conversation into a fresh database.", "error", "store")
+                "nothing new is saved. Repair saves every readable conversation into a fresh "
+                "database (the damaged file is kept).", "error", "store"
+            ).add_action("Repair…", self.repair_database)
         elif self.store.read_only:
             self.banners.show_banner(
                 f"The conversations database {self.db_path} is read-only: you can read your "

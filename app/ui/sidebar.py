@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import datetime, timedelta
@@ -36,10 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
+from app.errors import UserError
 from app.ui import icons
 from app.ui.plain import plain_tip
 from app.ui.rich_text import icon_button
 from app.ui.theme import colors
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from app.store import Store
@@ -291,13 +295,20 @@ class Sidebar(QWidget):
                     item.setToolTip(plain_tip(hit.snippet))
             else:
                 self._fill_list()
+        except UserError as err:  # a damaged or unreadable database: say so where the list is
+            self.title.setText(str(err))
+            self.title.setVisible(True)
         finally:
             self._filling = False
         self.list.verticalScrollBar().setValue(scroll)
 
     def _fill_list(self) -> None:
         conversations = self.store.list_conversations()
-        previews = self.store.previews()
+        try:
+            previews = self.store.previews()
+        except UserError as err:  # a damaged page among the messages: titles still show
+            log.warning("no previews: %s", err)
+            previews = {}
         self.title.setVisible(not conversations)
         self.title.setText("No conversations yet. Start one with New chat (Ctrl+N).")
         group = ""

@@ -53,7 +53,36 @@ def test_a_damaged_database_opens_with_a_banner(qtbot: Any, make_window: Any,
     fill(paths.database_path(), conversations=2, turns=1)
     marker_path(paths.database_path()).write_text("damage seen\n")
     window = make_window(fake_engine)
-    assert any("is damaged" in t and "history repair" in t for t in window.banners.texts())
+    assert any("is damaged" in t and "Repair" in t for t in window.banners.texts())
+
+
+def test_the_window_repairs_a_damaged_database(qtbot: Any, make_window: Any, fake_engine: Any,
+                                               monkeypatch: Any) -> None:
+    """Repair… in the window: both Stores closed, the salvage run, the fresh file reopened."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.store.damage import damage_page
+
+    db = paths.database_path()
+    fill(db, conversations=40, turns=3)
+    damage_page(db)
+    marker_path(db).write_text("damage seen\n")
+    window = make_window(fake_engine)  # a damaged page under the sidebar's previews: it opens
+    assert len(window.sidebar.conversation_items()) == 40
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+    window.repair_database()
+    qtbot.waitUntil(lambda: any(t.startswith("Saved ") for t in window.banners.texts()),
+                    timeout=30_000)
+    [summary] = [t for t in window.banners.texts() if t.startswith("Saved ")]
+    assert "fresh database" in summary and "damaged file is kept" in summary
+    assert not window.store.damaged and window.store.integrity_check() == "ok"
+    assert 30 <= len(window.sidebar.conversation_items()) <= 40
+    assert list(db.parent.glob(db.name + ".damaged-*"))
+    from tests.ui.test_window import send
+
+    send(qtbot, window, "Still writing after the repair")  # the model thread's Store reopened
+    assert window.branch[-1].state == "complete"
 
 
 def test_a_read_only_database_opens_with_a_banner(qtbot: Any, make_window: Any, fake_engine: Any,
