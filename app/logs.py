@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
+from typing import Any
 
 from app import paths
+from app.errors import UserError
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _configured = False
 
 
-def setup(verbose: bool = False) -> None:
-    """Send app and llama.cpp logs to ``logs_dir()/llama-desk.log`` (idempotent).
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are created 0600 (they hold model names, paths, errors)."""
 
-    With ``verbose`` warnings and above are echoed to stderr as well.
+    def _open(self) -> Any:
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+                    opener=lambda name, flags: os.open(name, flags, 0o600))
+
+
+def setup(verbose: bool = False) -> None:
+    """Send app and llama.cpp logs to ``logs_dir()/llama-desk.log`` (idempotent; never raises).
+
+    With ``verbose`` warnings and above are echoed to stderr as well. When the log file cannot
+    be written (a read-only home, a log file owned by another user) the app goes on without it
+    and says so in one line on stderr.
     """
     global _configured
     if _configured:
@@ -23,11 +36,23 @@ def setup(verbose: bool = False) -> None:
     _configured = True
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    handler = logging.handlers.RotatingFileHandler(
-        paths.logs_dir() / "llama-desk.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-    )
+    try:
+        handler: logging.Handler = PrivateRotatingFileHandler(
+            paths.logs_dir() / "llama-desk.log", maxBytes=2_000_000, backupCount=3,
+            encoding="utf-8",
+        )
+    except (OSError, UserError) as err:
+        from app.fileio import reason
+
+        why = reason(err) if isinstance(err, OSError) else str(err)
+        from app import notices
+
+        notices.add(f"No log file this time ({why.rstrip('.')}).")
+        handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
+    # A log write that fails later (disk full) must not print logging's own traceback.
+    logging.raiseExceptions = False
     if verbose:
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from app import APP_ID
+from app.errors import UserError
 
 HOME_ENV = "LLAMA_DESK_HOME"
 
@@ -21,8 +22,25 @@ def _home() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+_private: set[Path] = set()  # folders already made private in this process
+
+
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` (0700) if needed; the first time per process, make it and its files private.
+
+    A folder that cannot be created (a read-only or foreign home) raises a UserError naming it.
+    """
+    if path in _private and os.path.isdir(path):
+        return path
+    from app.fileio import PRIVATE_DIR, make_private, reason
+
+    try:
+        path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    except OSError as err:
+        if not os.path.isdir(path):  # (Path.is_dir raises for a folder it may not look into)
+            raise UserError(f"Cannot create the folder {path}: {reason(err)}.") from err
+    make_private(path)
+    _private.add(path)
     return path
 
 

@@ -29,6 +29,12 @@ def format_size(n: float | None, *, binary: bool = False, unknown: str = "?") ->
     return f"{value:.{decimals}f} {unit}"
 
 
+def format_estimate(seconds: float) -> str:
+    """A rough time that an estimate deserves: "~3 min", "~2.5 h" (never below a minute)."""
+    minutes = max(1, round(seconds / 60)) if math.isfinite(seconds) else 1
+    return f"~{minutes} min" if minutes < 90 else f"~{minutes / 60:.1f} h"
+
+
 def format_duration(seconds: float | None, *, unknown: str = "?") -> str:
     """A countdown or elapsed time to the second: "45 s", "3 min 05 s", "2 h 07 min".
 

@@ -29,6 +29,20 @@ def llama_desk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def in_memory_keyring() -> Iterator[Any]:
+    """No test touches the OS keyring: an in-memory one is installed for each test."""
+    import keyring
+
+    from tests.hub.memory_keyring import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
 @pytest.fixture(scope="session")
 def starter_model() -> Path:
     """The real SmolLM2 135M GGUF installed by `make test` (its absence is a set-up failure)."""

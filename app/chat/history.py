@@ -56,6 +56,21 @@ def settled(branch: list[StoredMessage]) -> list[StoredMessage]:
     return branch
 
 
+def branch_cut(branch: Sequence[StoredMessage]) -> tuple[int, int]:
+    """Where the prompt of the branch's latest reply began, from the cut stored with it:
+    (index in ``branch`` of its first message sent, messages left out); (0, 0) for none.
+
+    A stored reply's ``dropped_messages`` counts the stored messages of its branch before the
+    first one its prompt kept (see ``prepare_turn``), so it is that index too.
+    """
+    for index in range(len(branch) - 1, -1, -1):
+        msg = branch[index]
+        if msg.role == "assistant" and "dropped_messages" in (msg.stats or {}):
+            dropped = int(msg.stats["dropped_messages"] or 0)
+            return (min(dropped, index), dropped) if dropped > 0 else (0, 0)
+    return 0, 0
+
+
 def prepare_turn(store: Store, engine: Engine, *, system_prompt: str, leaf_id: int | None,
                  extra: Sequence[Message], sampling: Sampling, settle: bool = False,
                  first_tail: int = FIRST_TAIL, length: Callable[[int], int] | None = None

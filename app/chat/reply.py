@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from app.chat.stops import StopMatcher
 from app.engine.owner import Ticket
 from app.engine.types import GenerationResult, PreparedPrompt, Sampling
 from app.errors import UserError
@@ -23,15 +24,17 @@ class Reply:
 
     Iterate on the engine's owner thread. The text is saved at most every 0.5 s while it
     streams and once more at the end, with the stats and the state (complete, cancelled or
-    error). Stopping the iteration early stops the reply and stores it as cancelled. When the
-    conversation was deleted for good meanwhile, the reply ends quietly with ``gone`` set.
+    error). ``stops``: the reply ends before the first of these strings (finish reason
+    ``stop``), which is never shown nor stored. Stopping the iteration early stops the reply
+    and stores it as cancelled. When the conversation was deleted for good meanwhile, the
+    reply ends quietly with ``gone`` set.
     """
 
     def __init__(self, generation: Generation, sampling: Sampling, ticket: Ticket,
                  model_name: str, *, stop: Callable[[], None] | None = None,
                  store: Store | None = None, user_message: StoredMessage | None = None,
-                 message: StoredMessage | None = None, dropped: int | None = None,
-                 extra_ttft: float = 0.0,
+                 message: StoredMessage | None = None, stops: Sequence[str] = (),
+                 dropped: int | None = None, extra_ttft: float = 0.0,
                  after: Callable[[GenerationResult], None] | None = None) -> None:
         self.generation = generation
         self.prompt: PreparedPrompt = generation.prompt
@@ -50,6 +53,7 @@ class Reply:
         self._result: GenerationResult | None = None
         self._writer = (store.reply_writer(message.id)
                         if store is not None and message is not None else None)
+        self._matcher = StopMatcher(stops) if any(stops) else None
         self._iter = self._run(stop)
 
     @property
@@ -63,6 +67,7 @@ class Reply:
             return self._result
         result = self.generation.result
         return dataclasses.replace(result, model_name=self.model_name,
+                                   max_tokens=self.sampling.max_tokens,
                                    dropped_messages=self._dropped,
                                    ttft_s=result.ttft_s + self._extra_ttft if result.ttft_s
                                    else 0.0)
@@ -82,15 +87,32 @@ class Reply:
         if stop is not None:
             self.ticket.attach(stop)
         writer = self._writer
+        matcher = self._matcher
+        shown: list[str] = []
         try:
             try:
-                for chunk in self.generation:
+                for piece in self.generation:
+                    chunk = piece if matcher is None else matcher.feed(piece)
+                    if chunk:
+                        shown.append(chunk)
+                        if writer is not None:
+                            writer.append(chunk)
+                        yield chunk
+                    if matcher is not None and matcher.hit:
+                        break  # a stop string: the generation is stopped right here
+                tail = matcher.flush() if matcher is not None else ""
+                if tail:
+                    shown.append(tail)
                     if writer is not None:
-                        writer.append(chunk)
-                    yield chunk
+                        writer.append(tail)
+                    yield tail
             finally:  # also when the consumer stops early: the engine reports "cancelled"
                 self.generation.close()
                 self._result = self.result
+                if matcher is not None:  # the text is what was shown, cut before the stop
+                    self._result.text = "".join(shown)
+                    if matcher.hit:
+                        self._result.finish_reason = "stop"
             if writer is not None:
                 self.message = writer.finish(self._result)
             self._kept()
@@ -135,3 +157,14 @@ class Reply:
         except UserError:
             return False
         return True
+
+
+def limit_note(stats: Mapping[str, Any]) -> str:
+    """How a reply cut short by a limit says so ("stopped at the 512-token limit"); "" else."""
+    if stats.get("finish_reason") != "length":
+        return ""
+    limit = int(stats.get("max_tokens") or 0)
+    generated = int(stats.get("generated_tokens") or 0)
+    if limit and generated < limit:
+        return "stopped: the context is full"
+    return f"stopped at the {limit:,}-token limit" if limit else "stopped at the token limit"

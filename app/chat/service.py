@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.chat.history import FIRST_TAIL, Turn, engine_messages, prepare_turn, settled
+from app.chat.history import FIRST_TAIL, Turn, branch_cut, engine_messages, prepare_turn, settled
 from app.chat.kvcache import StateCache
 from app.chat.models import ModelChoice, choose_model, display_name
 from app.chat.reply import Reply
@@ -18,6 +18,7 @@ from app.chat.sampling import resolve_sampling
 from app.chat.states import ConversationStates
 from app.chat.text import scrub
 from app.engine.owner import Ticket
+from app.engine.remote.registry import is_ref
 from app.engine.types import Message, ModelInfo, PreparedPrompt, Sampling
 from app.errors import Cancelled, UserError
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOAD_OVERRIDES = ("n_ctx", "n_gpu_layers", "n_threads", "n_threads_batch", "prompt_format",
-                  "kv_type")
-__all__ = ["ChatService", "ContextCount", "engine_messages", "settled"]
+                  "kv_type", "rpc_servers")
+__all__ = ["ChatService", "ContextCount", "branch_cut", "engine_messages", "settled"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class ChatService:
         self.states = ConversationStates(engine, self._state_cache(),
                                          ConversationStates.namespace_for(db_path))
         self.last_turn: Turn | None = None  # the last turn prepared (tests, benchmarks)
+        self.load_note = ""  # why the last load did not use the usual model (see choose_model)
 
     # -- store and model ---------------------------------------------------------------------
     def settings(self) -> AppSettings:
@@ -100,19 +102,26 @@ class ChatService:
                       if conversation_id is not None else None)
         return choose_model(requested, conversation=conv_model, last_used=self._settings().model)
 
-    def load_model(self, requested: str | None = None, *, conversation_id: int | None = None,
+    def load_model(self, requested: str | ModelChoice | None = None, *,
+                   conversation_id: int | None = None,
                    overrides: Mapping[str, Any] | None = None) -> ModelInfo:
-        """Load the chosen model with the app's load options and the request's ``overrides``
-        (n_ctx, n_gpu_layers, n_threads, prompt_format)."""
-        choice = self.choose_model(requested, conversation_id=conversation_id)
+        """Load the chosen model (or the ``ModelChoice`` given) with the app's load options and
+        the request's ``overrides`` (see LOAD_OVERRIDES)."""
+        choice = (requested if isinstance(requested, ModelChoice)
+                  else self.choose_model(requested, conversation_id=conversation_id))
         unknown = sorted(set(overrides or {}) - set(LOAD_OVERRIDES))
         if unknown:
             raise UserError(f"Unknown load option(s): {', '.join(unknown)}.")
+        from app.hub import load_failures
+
         options = dataclasses.replace(self._settings().load_options(choice.path),
                                       **(overrides or {}))
+        self.load_note = choice.note
         self.states.reset()
-        info = self.engine.load(choice.path, options)
-        self.model = dataclasses.replace(info, name=choice.name)
+        with load_failures.loading(choice.path):  # a crash inside llama.cpp is remembered
+            info = self.engine.load(choice.path, options)
+        # A remote engine names its model itself (MODEL @ ENGINE, the model it picked).
+        self.model = info if is_ref(info.path) else dataclasses.replace(info, name=choice.name)
         return self.model
 
     def _require_model(self) -> ModelInfo:
@@ -120,7 +129,8 @@ class ChatService:
         if info is None:
             raise UserError("No model is loaded; choose a model first.")
         if self.model is None or self.model.path != info.path:
-            self.model = dataclasses.replace(info, name=display_name(info.path))
+            self.model = (info if is_ref(info.path)
+                          else dataclasses.replace(info, name=display_name(info.path)))
         return self.model
 
     # -- turns ---------------------------------------------------------------------------------
@@ -199,15 +209,39 @@ class ChatService:
     def complete(self, messages: Sequence[Message], *,
                  overrides: Mapping[str, Any] | None = None,
                  ticket: Ticket | None = None,
-                 on_progress: ProgressCallback | None = None) -> Reply:
-        """A reply to ``messages`` that is not stored (API requests, unsaved chats)."""
+                 on_progress: ProgressCallback | None = None,
+                 stop: Sequence[str] = (), save: bool = False) -> Reply:
+        """A reply to a whole list of ``messages`` (API requests, unsaved chats).
+
+        Not stored, unless ``save``: then, once the prompt is known to fit, a new conversation
+        holds the messages (leading system messages as its system prompt, ``overrides`` as its
+        settings) and the reply streams into it like any other. ``stop``: the reply ends
+        before the first of these strings.
+        """
         sampling = resolve_sampling(self._settings().sampling, None, overrides)
         ticket = ticket or Ticket()
         messages = [Message(m.role, scrub(m.content)[0]) for m in messages]
         self._require_model()
         turn = Turn(messages, self.engine.prepare(messages, sampling), None, 0)
-        return Reply(self._start(turn, sampling, ticket, on_progress, None), sampling, ticket,
-                     self._require_model().name, stop=self.engine.cancel,
+        generation = self._start(turn, sampling, ticket, on_progress, None)
+        if save:
+            return self._reply(generation, sampling, ticket,
+                               self._record(messages, dict(overrides or {})), turn, stops=stop)
+        return Reply(generation, sampling, ticket, self._require_model().name,
+                     stop=self.engine.cancel, stops=stop,
+                     after=lambda result: self.states.after_turn(None, result))
+
+    def complete_text(self, text: str, *, overrides: Mapping[str, Any] | None = None,
+                      ticket: Ticket | None = None, on_progress: ProgressCallback | None = None,
+                      stop: Sequence[str] = ()) -> Reply:
+        """A plain text completion of ``text`` (no chat format; never stored)."""
+        sampling = resolve_sampling(self._settings().sampling, None, overrides)
+        ticket = ticket or Ticket()
+        info = self._require_model()
+        if ticket.cancelled:
+            raise Cancelled("The request was stopped before it started.")
+        generation = self.engine.generate_text(scrub(text)[0], sampling, on_progress=on_progress)
+        return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, stops=stop,
                      after=lambda result: self.states.after_turn(None, result))
 
     # -- what the faces show -------------------------------------------------------------------
@@ -224,6 +258,10 @@ class ChatService:
                               [Message("user", "")], sampling, settle=True)
         except UserError as err:
             return ContextCount(conversation_id, -1, info.n_ctx, error=str(err))
+        if not turn.prompt.tokens:  # a server that applies its own prompt format: not countable
+            return ContextCount(conversation_id, -1, info.n_ctx,
+                                error="The server formats the prompt itself; its size is not "
+                                      "known before it is sent.")
         return ContextCount(conversation_id, len(turn.prompt.tokens), info.n_ctx,
                             turn.prompt.dropped_messages)
 
@@ -235,6 +273,14 @@ class ChatService:
         conv = store.get_conversation(msg.conversation_id)
         self._require_model()
         return self._turn(conv, conv.system_prompt, leaf, [], self._sampling(conv, None)).prompt
+
+    def close_store(self) -> None:
+        """Close this thread's Store (it opens again when next needed): a repair swaps files."""
+        self._lengths.clear()
+        self._tails.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def close(self) -> None:
         """Free the model and close the Store (on the owner thread)."""
@@ -303,7 +349,7 @@ class ChatService:
         return self.engine.generate(turn.messages, sampling, on_progress=on_progress)
 
     def _reply(self, generation: Generation, sampling: Sampling, ticket: Ticket, user: StoredMessage,
-               turn: Turn, *, new_user: bool = True) -> Reply:
+               turn: Turn, *, new_user: bool = True, stops: Sequence[str] = ()) -> Reply:
         info = self._require_model()
         store = self.store
         message = store.start_assistant(user.conversation_id, user.id, model_name=info.name,
@@ -311,6 +357,21 @@ class ChatService:
         self._child(user.id, message.id)
         conv_id = user.conversation_id
         return Reply(generation, sampling, ticket, info.name, stop=self.engine.cancel, store=store,
-                     user_message=user if new_user else None, message=message,
+                     user_message=user if new_user else None, message=message, stops=stops,
                      dropped=turn.prompt.dropped_messages, extra_ttft=turn.restore_s,
                      after=lambda result: self.states.after_turn(conv_id, result))
+
+    def _record(self, messages: list[Message], sampling: dict[str, Any]) -> StoredMessage:
+        """A new conversation holding ``messages``; returns its last (user) message."""
+        head = 0
+        while head < len(messages) and messages[head].role == "system":
+            head += 1
+        system = "\n\n".join(m.content for m in messages[:head])
+        store = self.store
+        conv = store.create_conversation(system_prompt=system, sampling=sampling,
+                                         model=str(self._require_model().path))
+        for msg in messages[head:-1]:
+            store.add_message(conv.id, msg.role, msg.content)
+        user = store.add_user_message(conv.id, messages[-1].content)
+        self._lengths[user.id] = len(messages) - head
+        return user

@@ -39,7 +39,11 @@ def register(sub: Any) -> None:
         epilog=INTERACTIVE_HELP,
     )
     p.add_argument("message", nargs="?", help="one message to answer (omit for an interactive chat)")
-    p.add_argument("-m", "--model", help="installed model name, or a path to a .gguf file")
+    p.add_argument("-m", "--model", help="installed model name, or a path to a .gguf file (with "
+                   "--engine: one of the server's models, default its first)")
+    p.add_argument("--engine", metavar="NAME|URL",
+                   help="chat with a model on a remote engine (`llama-desk engines add`) or a "
+                   "server URL (llama.cpp's llama-server or any OpenAI-compatible server)")
     p.add_argument("--system", help="system prompt (default: the conversation's or the app's)")
     p.add_argument("--continue", dest="continue_id", type=int, metavar="ID",
                    help="continue stored conversation ID")
@@ -58,6 +62,9 @@ def register(sub: Any) -> None:
     p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
     p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
     add_engine_flags(p)
+    p.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
+                   help="llama.cpp RPC workers (`llama-desk worker`) to spread the model over "
+                   "(default: the Workers setting)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
     p.add_argument("--no-save", action="store_true", help="do not store this chat")
     p.set_defaults(func=run)
@@ -96,11 +103,15 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Load options given on the command line (over the app settings)."""
+    from app.engine.rpc import parse_endpoints
+
+    rpc = getattr(args, "rpc", None)
     given = {"n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers,
              "prompt_format": getattr(args, "format", None),
              "n_threads": getattr(args, "threads", None),
              "n_threads_batch": getattr(args, "batch_threads", None),
-             "kv_type": getattr(args, "kv_type", None)}
+             "kv_type": getattr(args, "kv_type", None),
+             "rpc_servers": parse_endpoints(rpc) if rpc else None}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -109,7 +120,7 @@ class TerminalChat:
 
     def __init__(self, owner: EngineOwner[ChatService], args: argparse.Namespace) -> None:
         from app.chat.text import InputCleaner
-        from app.commands.progress import PromptProgress
+        from app.commands.reading import PromptProgress
 
         self.progress = PromptProgress()
         self.owner = owner
@@ -230,9 +241,10 @@ def run(args: argparse.Namespace) -> int:
 def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | None = None) -> int:
     """The chat command on ``engine_factory``'s engine (the local llama.cpp engine by default)."""
     from app import settings as app_settings
+    from app.chat.models import ModelChoice, remote_choice
     from app.chat.service import ChatService
     from app.chat.text import utf8_terminal
-    from app.engine.engine import LlamaEngine
+    from app.engine.local import LocalEngine
     from app.engine.owner import EngineOwner
 
     utf8_terminal()
@@ -241,13 +253,24 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
     if args.edit is not None and (args.continue_id is None or args.message is None):
         raise UserError("--edit needs --continue ID and the new MESSAGE.")
     settings = app_settings.load()
-    make_engine = engine_factory or LlamaEngine
+    requested: str | ModelChoice | None = args.model
+    if getattr(args, "engine", None):
+        requested = remote_choice(args.engine, args.model or "")
+        from app.engine.remote.address import privacy_warning
+        from app.engine.remote.registry import parse_ref
+
+        warning = privacy_warning(parse_ref(requested.path).config().url)
+        if warning:
+            print(f"llama-desk: warning: {warning}", file=sys.stderr)
+    make_engine = engine_factory or LocalEngine
     owner: EngineOwner[ChatService] = EngineOwner(lambda: ChatService(
         make_engine(), settings=lambda: settings,
         history=not args.no_save or args.continue_id is not None))
     try:
-        info = owner.call(owner.resource.load_model, args.model,
+        info = owner.call(owner.resource.load_model, requested,
                           conversation_id=args.continue_id, overrides=load_overrides(args))
+        if owner.resource.load_note:
+            print(f"llama-desk: warning: {owner.resource.load_note}", file=sys.stderr)
         session = TerminalChat(owner, args)
         session.start_unsaved()
         if args.regenerate is not None:
@@ -264,7 +287,8 @@ def run_chat(args: argparse.Namespace, engine_factory: Callable[[], Engine] | No
 
 
 def _interactive(session: TerminalChat, name: str, format_name: str, n_ctx: int) -> int:
-    print(f"Chatting with {name} ({format_name} format, {n_ctx:,}-token context). Ctrl+C stops "
+    context = f"{n_ctx:,}-token context" if n_ctx > 0 else "the server's context"
+    print(f"Chatting with {name} ({format_name} format, {context}). Ctrl+C stops "
           "a reply; Ctrl+D quits; /help lists commands.", file=sys.stderr)
     while True:
         try:

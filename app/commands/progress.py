@@ -1,83 +1,109 @@
-"""The CLI's prompt-reading line on stderr: tokens read / to read, speed and time left."""
+"""A job's progress in the terminal, for downloads and conversions alike: notices and stage names
+as lines, then a `\\r` bar on a terminal (plain lines every few seconds otherwise) with bytes,
+speed and ETA; and the wait for the job, where Ctrl+C pauses or cancels it."""
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
-from app.units import format_duration
+from app.errors import UserError
+from app.units import format_duration, format_size
 
-SHOW_AFTER_S = 1.0  # a prompt read faster than this shows no line at all
-PLAIN_EVERY_S = 2.0  # without a terminal: one line per this many seconds at most
+STAGE_LABELS = {"download": "download", "check": "md5 check", "convert": "convert",
+                "quantize": "quantize", "verify": "verify"}
+_NO_BAR = {"queued", "resolving", "verifying"}  # states with no byte counts worth a bar
 
 
-class PromptProgress:
-    """Called with (read, to read) while a prompt is read (on the engine's thread).
+class ProgressLines:
+    """Prints each stage (snapshots with a ``stage``) and each new notice once as a line."""
 
-    Nothing appears for a prompt read within SHOW_AFTER_S. After that a terminal gets one line
-    updated in place ("Reading the prompt: 1,200 / 4,000 tokens, 350 tokens/s, 8 s left"),
-    erased once the reply starts; a pipe or log gets plain lines, at most every PLAIN_EVERY_S,
-    and a last one saying how long it took.
-    """
+    def __init__(self, stream: TextIO, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = interval
+        self.stage = ""
+        self.message = ""
+        self.last = 0.0
+        self.drawn = False
+        self.completed: str | None = None  # the stage whose 100 % line was printed (plain output)
 
-    def __init__(self, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream or sys.stderr
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._started = self._last_shown = 0.0
-        self._shown = False
-        self._width = 0
+    def line(self, snap: Any) -> str:
+        total = snap.total or 0
+        pct = f"{100 * snap.done / total:5.1f}%" if total else "  ?  "
+        fill = int(24 * min(1.0, snap.done / total)) if total else 0
+        stage = getattr(snap, "stage", "")
+        label = f"{STAGE_LABELS.get(stage, stage):<9} " if stage else ""
+        return (f"{label}[{'#' * fill}{'.' * (24 - fill)}] {pct} {format_size(snap.done)} / "
+                f"{format_size(total)}  {format_size(snap.speed)}/s  "
+                f"ETA {format_duration(snap.eta, unknown='--:--')}")
 
-    @property
-    def tty(self) -> bool:
-        isatty = getattr(self.stream, "isatty", None)
-        return bool(isatty and isatty())
-
-    def __call__(self, read: int, total: int) -> None:
-        with self._lock:
-            now = self.clock()
-            if read == 0 or not self._started:
-                self._started, self._shown, self._last_shown = now, False, 0.0
-                if read == 0:
-                    return
-            elapsed = now - self._started
-            if read >= total:
-                self._finish(total, elapsed)
-                return
-            if elapsed < SHOW_AFTER_S:
-                return
-            if not self.tty and self._shown and now - self._last_shown < PLAIN_EVERY_S:
-                return
-            self._show(self.line(read, total, elapsed))
-            self._last_shown = now
-
-    @staticmethod
-    def line(read: int, total: int, elapsed: float) -> str:
-        rate = read / elapsed if elapsed > 0 else 0.0
-        left = format_duration((total - read) / rate) if rate > 0 else "?"
-        return (f"Reading the prompt: {read:,} / {total:,} tokens, {rate:,.0f} tokens/s, "
-                f"{left} left")
-
-    def _show(self, text: str) -> None:
+    def update(self, snap: Any) -> None:
+        stage = getattr(snap, "stage", "")
+        if stage and stage != self.stage:
+            self.stage = stage
+            self._text(f"[{STAGE_LABELS.get(stage, stage)}]"
+                       + (f" {snap.message}" if snap.message else ""))
+            self.message = snap.message
+        elif snap.message and snap.message != self.message:
+            self.message = snap.message
+            self._text(snap.message)
+        if not snap.total or snap.state.settled or snap.state.value in _NO_BAR:
+            return
+        now = time.monotonic()
         if self.tty:
-            pad = max(0, self._width - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self._width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-        self._shown = True
-
-    def _finish(self, total: int, elapsed: float) -> None:
-        if self._shown:
-            if self.tty:
-                self.stream.write("\r" + " " * self._width + "\r")
-            else:
-                self.stream.write(f"Read the prompt ({total:,} tokens) in "
-                                  f"{format_duration(elapsed)}.\n")
+            self.stream.write("\r" + self.line(snap) + "  ")
+            self.drawn = True
             self.stream.flush()
-        self._started, self._shown, self._width = 0.0, False, 0
+        elif now - self.last >= self.interval or (snap.done >= snap.total
+                                                  and self.completed != stage):
+            self.last = now
+            if snap.done >= snap.total:
+                self.completed = stage
+            self.stream.write(self.line(snap) + "\n")
+            self.stream.flush()
+
+    def _text(self, text: str) -> None:
+        self.finish()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.drawn = False
+        self.stream.flush()
+
+
+def run_job(manager: Any, job_id: str, bar: ProgressLines, *, resumable: bool, stopped: str,
+            done: Callable[[Any], str], what: str = "Conversion") -> int:
+    """Wait for the job and print ``done(snapshot)``; a failure is one UserError line.
+
+    Ctrl+C pauses a ``resumable`` job (its downloads are kept) or cancels it, prints
+    ``stopped`` and returns 130.
+    """
+    try:
+        snap = manager.wait(job_id)
+    except KeyboardInterrupt:
+        (manager.pause if resumable else manager.cancel)(job_id)
+        manager.wait(job_id, timeout=60)
+        bar.finish()
+        print(stopped, file=sys.stderr)
+        return 130
+    finally:
+        manager.shutdown()
+    bar.finish()
+    if snap.state.value != "done":
+        raise UserError(snap.error or f"{what} {snap.state.value}.")
+    print(done(snap))
+    return 0
+
+
+def installed_line(snap: Any) -> str:
+    return f"Installed {snap.name!r}: {snap.path}"
+
+
+CONVERT_STOPPED = ("Stopped; nothing was installed. Run the same command again to resume the "
+                   "download (the conversion starts over).")

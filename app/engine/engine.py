@@ -29,12 +29,18 @@ from app.engine.types import (
     PreparedPrompt,
     Sampling,
 )
-from app.errors import ModelFileError, ModelTooLargeError, SettingsError, UserError
+from app.errors import (
+    ContextOverflowError,
+    ModelFileError,
+    ModelTooLargeError,
+    SettingsError,
+    UserError,
+)
 
 __all__ = ["EngineThreadError", "Generation", "LlamaEngine", "LoadOptions", "ModelInfo"]
 
 log = logging.getLogger(__name__)
-
+TEXT_FORMAT = "text"  # PreparedPrompt.format_name of a plain text completion (generate_text)
 
 
 class _Vocab:
@@ -52,12 +58,16 @@ class _Vocab:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
 
-def plan_gpu_layers(info: ModelFileInfo, n_ctx: int, kv_type: str = "f16") -> int:
-    """GPU layers for 'auto', from the memory planner; refuses a model that cannot fit at all."""
+def plan_gpu_layers(info: ModelFileInfo, n_ctx: int, kv_type: str = "f16",
+                    rpc_servers: Sequence[str] = ()) -> int:
+    """GPU layers for 'auto', from the memory planner (KV type and RPC workers' memory
+    counted); refuses a model that cannot fit at all."""
     from app.engine import hardware, planner
+    from app.engine.rpc import probe_all
 
     plan = planner.plan(planner.ModelShape.from_file_info(info), n_ctx, hardware.detect(),
-                        kv_bytes_per_element=KV_TYPES[kv_type][1])
+                        kv_bytes_per_element=KV_TYPES[kv_type][1],
+                        workers=probe_all(rpc_servers))
     log.info("memory plan for %s: %s", info.path.name, plan.message)
     if plan.verdict is planner.Verdict.WONT_FIT:
         raise ModelTooLargeError(
@@ -72,6 +82,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
     import llama_cpp
 
     from app import logs
+    from app.engine import rpc
 
     logs.route_llama_cpp_logs()
     threads = choose_threads(options.n_threads, options.n_threads_batch)
@@ -82,6 +93,7 @@ def load_llama(path: Path, options: LoadOptions, n_gpu_layers: int, **extra: Any
         n_threads=threads.decode, n_threads_batch=threads.batch, type_k=ggml_type,
         type_v=ggml_type, verbose=False, **extra,
     )
+    rpc.use_workers(options.rpc_servers)  # llama-cpp-python ignores rpc_servers=
     return llama_cpp.Llama(**kwargs)
 
 
@@ -146,7 +158,8 @@ class LlamaEngine:
         self.close()
         layers = options.n_gpu_layers
         if layers is None:
-            layers = plan_gpu_layers(file_info, options.n_ctx, options.kv_type)
+            layers = plan_gpu_layers(file_info, options.n_ctx, options.kv_type,
+                                     options.rpc_servers)
         started = time.perf_counter()
         try:
             llm = load_llama(file_info.path, options, layers)
@@ -290,6 +303,32 @@ class LlamaEngine:
         self._cancel.clear()
         return Generation(self, prompt, sampling, on_progress)
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: Callable[[int, int], None] | None = None) -> Generation:
+        """Continue ``text`` as it is, with no chat format (a plain text completion).
+
+        As llama-cpp-python's own completions do, special-token text in ``text`` (``<s>``,
+        ``[INST]`` for a model whose vocabulary has them) becomes those tokens, and BOS is
+        added once when the model wants it. The reply keeps its leading space. Raises
+        ``ContextOverflowError`` naming both counts when the text and ``max_tokens`` do not fit.
+        """
+        sampling = sampling or Sampling()
+        _, vocab, _, info = self._require()
+        tokens = vocab.encode(text, special=True)
+        if vocab.add_bos and tokens[:1] != [vocab.bos_id]:
+            tokens.insert(0, vocab.bos_id)
+        budget = info.n_ctx - sampling.max_tokens
+        if len(tokens) > budget:
+            raise ContextOverflowError(
+                f"The prompt needs {len(tokens):,} tokens but only {max(budget, 0):,} fit "
+                f"({info.n_ctx:,}-token context, {sampling.max_tokens:,} reserved for the "
+                "reply); shorten it or lower max_tokens."
+            )
+        prompt = PreparedPrompt(tokens, text, 0, TEXT_FORMAT)
+        self.last_prompt = prompt
+        self._cancel.clear()
+        return Generation(self, prompt, sampling, on_progress)
+
     def _stream(self, prompt: PreparedPrompt, sampling: Sampling, out: GenerationResult,
                 on_progress: Callable[[int, int], None] | None = None
                 ) -> Generator[str, None, None]:
@@ -312,7 +351,7 @@ class LlamaEngine:
         started = time.perf_counter()
         first = last = 0.0
         pieces: list[str] = []
-        at_start = True
+        at_start = prompt.format_name != TEXT_FORMAT  # a chat reply's leading space is dropped
         reason = "length"
         self._set_abort(True)
         to_read = len(tokens) - reuse
@@ -329,7 +368,8 @@ class LlamaEngine:
                 stream = llm.generate(
                     tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
                     temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
-                    reset=True,
+                    presence_penalty=sampling.presence_penalty,
+                    frequency_penalty=sampling.frequency_penalty, reset=True,
                 )
                 for token in stream:
                     if out.generated_tokens == 0 and not first:

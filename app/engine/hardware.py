@@ -87,7 +87,10 @@ def _llama_backend() -> tuple[bool, str]:
     except Exception as err:  # llama.cpp missing or broken: plan for the CPU
         log.warning("cannot query llama.cpp backend: %s", err)
         return False, "CPU"
-    return supported, backend_from_system_info(text)
+    backend = backend_from_system_info(text)
+    # llama_supports_gpu_offload() is also true for a CPU build with RPC (layers can go to
+    # workers); the workers' memory is planned apart, so only a local GPU backend counts here.
+    return supported and backend != "CPU", backend
 
 
 def _nvidia_gpus() -> tuple[Gpu, ...]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import math
 import mmap
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from app.engine import hparams
+from app.engine.gguf_header import parse
 from app.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
@@ -53,15 +57,19 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
     """Validate ``path`` as a loadable GGUF model and return its header facts.
 
     Raises ``ModelFileError`` naming the file and the problem when it is missing, not a file,
-    empty, not GGUF, truncated, unreadable, or of an unsupported architecture.
+    empty, not GGUF, truncated, unreadable, of an unsupported architecture, or when a header
+    value would make llama.cpp fail or abort (``app.engine.hparams``). Path problems (a symlink
+    loop, a permission, a name too long) are one line too.
     """
     p = Path(path).expanduser()
     shown = str(p)
-    if not p.exists():
-        raise ModelFileError(f"Model file not found: {shown}")
-    if not p.is_file():
+    try:
+        st = p.stat()
+    except OSError as err:
+        raise ModelFileError(_path_problem(err, shown)) from err
+    if not stat.S_ISREG(st.st_mode):
         raise ModelFileError(f"Not a file: {shown}")
-    size = p.stat().st_size
+    size = st.st_size
     if size == 0:
         raise ModelFileError(f"Model file is empty (0 bytes): {shown}; download it again.")
     try:
@@ -86,81 +94,25 @@ def check_model_file(path: str | Path, *, allow_vocab_only: bool = False) -> Mod
     return _read_header(p, shown, size, allow_vocab_only)
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
-            11: "<q", 12: "<d"}  # GGUF value types with a fixed size
-_STRING, _ARRAY = 8, 9
+def _path_problem(err: OSError, shown: str) -> str:
+    """One line for a path that cannot be looked at."""
+    if err.errno == errno.ENOENT:
+        return f"Model file not found: {shown}"
+    if err.errno == errno.ELOOP:
+        return f"Model file path is a loop of symbolic links: {shown}; point it at the real file."
+    if err.errno == errno.ENOTDIR:
+        return f"Model file not found: {shown} (a part of the path is not a folder)"
+    if err.errno == errno.ENAMETOOLONG:
+        return f"Model file path is too long: {shown[:200]}…"
+    return f"Cannot open model file {shown}: {err.strerror or err}"
 
 
-class _Header:
-    """A lean GGUF header parser: scalars and strings are kept, arrays only counted.
-
-    ``gguf.GGUFReader`` builds a numpy memmap per field part (some 240,000 objects for a 49k-token
-    vocabulary, over two seconds); the cyclic GC passes that triggers hold the GIL for up to
-    200 ms, freezing the window while the model picker works out its fit verdicts.
-    """
-
-    def __init__(self, buf: Any) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def unpack(self, fmt: str) -> Any:
-        value = struct.unpack_from(fmt, self.buf, self.pos)[0]
-        self.pos += struct.calcsize(fmt)
-        return value
-
-    def string(self) -> str:
-        n = self.unpack("<Q")
-        if self.pos + n > len(self.buf):
-            raise ValueError("string past the end of the file")
-        self.pos += n
-        return bytes(self.buf[self.pos - n:self.pos]).decode("utf-8", errors="replace")
-
-    def value(self, kind: int) -> Any:
-        if kind == _STRING:
-            return self.string()
-        if kind == _ARRAY:
-            return self.skip_array()
-        return self.unpack(_SCALARS[kind])
-
-    def skip_array(self) -> int:
-        """Step over an array; its length stands for it (only the vocabulary's is used)."""
-        kind, count = int(self.unpack("<I")), int(self.unpack("<Q"))
-        if kind in _SCALARS:
-            size = struct.calcsize(_SCALARS[kind])
-            if self.pos + count * size > len(self.buf):
-                raise ValueError("array past the end of the file")
-            self.pos += count * size
-        elif kind == _STRING:
-            if self.pos + count * 8 > len(self.buf):
-                raise ValueError("array past the end of the file")
-            for _ in range(count):
-                self.pos += 8 + struct.unpack_from("<Q", self.buf, self.pos)[0]
-        else:
-            for _ in range(count):
-                self.value(kind)
-        return count
-
-
-def _parse(buf: Any) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
-    """Key/values and (offset in the file, elements, ggml type) of each tensor."""
-    hdr = _Header(buf)
-    hdr.pos = 8
-    n_tensors, n_kv = hdr.unpack("<Q"), hdr.unpack("<Q")
-    fields: dict[str, Any] = {}
-    for _ in range(n_kv):
-        key = hdr.string()
-        fields[key] = hdr.value(hdr.unpack("<I"))
-    tensors = []
-    for _ in range(n_tensors):
-        hdr.string()
-        elements = 1
-        for _ in range(hdr.unpack("<I")):
-            elements *= hdr.unpack("<Q")
-        kind, offset = hdr.unpack("<I"), hdr.unpack("<Q")
-        tensors.append((offset, elements, kind))
-    align = int(fields.get("general.alignment") or 32)
-    start = hdr.pos + (-hdr.pos % align)
-    return fields, [(start + off, n, kind) for off, n, kind in tensors]
+def real_path(path: Path) -> Path:
+    """``path`` with symbolic links resolved; a loop or another error keeps it as given."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop before Python 3.13
+        return path.absolute()
 
 
 def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> ModelFileInfo:
@@ -168,14 +120,15 @@ def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> Mode
 
     try:
         with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            fields, tensors = _parse(buf)
+            header = parse(buf)
         tensor_bytes = 0
         data_end = 0
-        for offset, elements, kind in tensors:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+        for tensor in header.tensors:
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(tensor.kind)]
+            elements = math.prod(tensor.dims)
             n_bytes = elements * type_size // block
             tensor_bytes += n_bytes
-            data_end = max(data_end, offset + n_bytes)
+            data_end = max(data_end, tensor.offset + n_bytes)
     except Exception as err:
         raise ModelFileError(
             f"Model file is truncated or corrupt: {shown} ({type(err).__name__}: {err}); "
@@ -186,33 +139,31 @@ def _read_header(p: Path, shown: str, size: int, allow_vocab_only: bool) -> Mode
             f"Model file is truncated: {shown} has {size:,} bytes but its tensors need "
             f"{data_end:,}; the download is incomplete, fetch it again."
         )
+    fields = header.fields
     arch = fields.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelFileError(f"GGUF header has no general.architecture: {shown}")
-    vocab_only = not tensors
+    vocab_only = not header.tensors
     if vocab_only and not allow_vocab_only:
         raise ModelFileError(f"GGUF file holds only a vocabulary, no weights: {shown}")
     if arch not in SUPPORTED_ARCHITECTURES:
         raise ModelFileError(
-            f"Unsupported model architecture {arch!r} in {shown}; Llama Desk runs Llama-family "
-            "chat models such as Llama-2-chat."
+            f"Unsupported model architecture {arch[:60]!r} in {shown}; Llama Desk runs "
+            "Llama-family chat models such as Llama-2-chat."
         )
+    shape = hparams.check(header, shown, arch, vocab_only=vocab_only)
     file_type = fields.get("general.file_type")
     return ModelFileInfo(
-        path=p.resolve(),
+        path=real_path(p),
         size_bytes=size,
         architecture=arch,
         name=str(fields.get("general.name") or p.stem),
-        n_layers=int(fields.get(f"{arch}.block_count") or 0),
-        n_ctx_train=int(fields.get(f"{arch}.context_length") or 0),
-        n_embd=int(fields.get(f"{arch}.embedding_length") or 0),
-        n_head=int(fields.get(f"{arch}.attention.head_count") or 0),
-        n_head_kv=int(
-            fields.get(f"{arch}.attention.head_count_kv")
-            or fields.get(f"{arch}.attention.head_count")
-            or 0
-        ),
-        n_vocab=int(fields.get("tokenizer.ggml.tokens") or 0),
+        n_layers=shape.n_layers,
+        n_ctx_train=shape.n_ctx_train,
+        n_embd=shape.n_embd,
+        n_head=shape.n_head,
+        n_head_kv=shape.n_head_kv,
+        n_vocab=shape.n_vocab,
         file_type=FILE_TYPES.get(int(file_type), str(file_type)) if file_type is not None else "",
         chat_template=fields.get("tokenizer.chat_template"),
         bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
-import os
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from app import paths
+from app import fileio, paths
 from app.engine import modelfile
 from app.engine.hardware import Hardware
+from app.errors import UserError
 from app.units import format_size
 
 if TYPE_CHECKING:
     from app.engine.modelfile import ModelFileInfo
+    from app.engine.rpc import WorkerInfo
 
 MIB = 1024**2
 # Kept free on the GPU for the driver's context and fragmentation, and in RAM for the app itself.
 GPU_RESERVE = 512 * MIB
 RAM_RESERVE = 512 * MIB
+WORKER_RESERVE = 512 * MIB  # per RPC worker: its own process, its compute buffer's slack
 COMPUTE_BASE = 64 * MIB
 DEFAULT_BATCH = 512
 
@@ -33,6 +37,9 @@ QUANT_BITS: dict[str, float] = {
     "Q4_K_M": 4.85, "Q5_0": 5.52, "Q5_K_S": 5.52, "Q5_K_M": 5.68, "Q6_K": 6.56, "Q8_0": 8.50,
     "F16": 16.0, "F32": 32.0,
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(StrEnum):
@@ -75,7 +82,8 @@ class ModelShape:
         per_layer += 3 * self.n_embd * self.ff
         outside = 2 * self.n_vocab * self.n_embd  # token embedding + output head
         layers = self.n_layers * per_layer
-        return int(self.weights_bytes * layers / (layers + outside) / max(1, self.n_layers))
+        # max(1, ...): a damaged shape (zero width or layers) must give numbers, not a crash
+        return int(self.weights_bytes * layers / max(1, layers + outside) / max(1, self.n_layers))
 
     def outside_bytes(self) -> int:
         """Weight bytes outside the blocks (embedding and output head)."""
@@ -143,9 +151,10 @@ class Plan:
     weights_bytes: int
     kv_bytes: int
     compute_bytes: int
-    gpu_budget: int
+    gpu_budget: int  # GPU + RPC workers
     ram_budget: int
     message: str
+    workers: int = 0  # RPC workers counted
 
     @property
     def total_bytes(self) -> int:
@@ -154,8 +163,11 @@ class Plan:
     @property
     def short(self) -> str:
         """A table cell: "fits on GPU", "partial 52/80", "CPU only (slow)", "won't fit"."""
+        where = "workers" if self.workers else "GPU"
         if self.verdict is Verdict.PARTIAL:
-            return f"partial {self.gpu_layers}/{self.n_layers} on GPU"
+            return f"partial {self.gpu_layers}/{self.n_layers} on {where}"
+        if self.verdict is Verdict.FITS_GPU and self.workers:
+            return "fits on workers"
         return self.verdict.value
 
 
@@ -164,38 +176,53 @@ def _mem(n: int | float) -> str:
 
 
 def plan(
-    model: ModelShape, n_ctx: int, hardware: Hardware, *, kv_bytes_per_element: float = 2.0
+    model: ModelShape, n_ctx: int, hardware: Hardware, *, kv_bytes_per_element: float = 2.0,
+    workers: Sequence[WorkerInfo] = (),
 ) -> Plan:
-    """Decide GPU / partial / CPU / won't fit for ``model`` at ``n_ctx`` tokens on ``hardware``."""
+    """Decide GPU / partial / CPU / won't fit for ``model`` at ``n_ctx`` tokens on ``hardware``.
+
+    ``workers`` are llama.cpp RPC workers (what each reported): llama.cpp treats their devices like
+    GPUs, so their free memory adds to the offload budget ("GPU" below means GPU + workers).
+    """
     n_ctx = max(1, int(n_ctx))
     weights = model.weights_bytes
     kv = kv_cache_bytes(model, n_ctx, kv_bytes_per_element)
     compute = compute_bytes(model, n_ctx)
     total = weights + kv + compute
-    gpu = max(0, hardware.gpu_budget - GPU_RESERVE) if hardware.gpu_budget else 0
+    local_gpu = max(0, hardware.gpu_budget - GPU_RESERVE) if hardware.gpu_budget else 0
+    remote = sum(max(0, w.free_bytes - WORKER_RESERVE) for w in workers)
+    gpu = local_gpu + remote
     ram = max(0, hardware.ram_available - RAM_RESERVE)
     n_layers = model.n_layers
     need = (
         f"needs {_mem(total)} (weights {_mem(weights)} + KV cache {_mem(kv)} + compute "
         f"{_mem(compute)}) at {n_ctx:,} tokens"
     )
+    where = "GPU"
+    usable = f"{_mem(gpu)} GPU memory usable"
+    named = f"{len(workers)} RPC worker{'s' if len(workers) != 1 else ''}"
+    if workers:
+        where = f"GPU + {named}" if local_gpu else named
+        usable = f"{_mem(remote)} usable on {named}" + (f" + {_mem(local_gpu)} GPU" if local_gpu else "")
 
     def make(verdict: Verdict, layers: int, message: str) -> Plan:
-        return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message)
+        return Plan(verdict, layers, n_layers, n_ctx, weights, kv, compute, gpu, ram, message,
+                    len(workers))
 
-    if gpu and total <= gpu and (not hardware.unified_memory or total <= ram):
-        return make(Verdict.FITS_GPU, -1, f"Fits on GPU: {need}; {_mem(gpu)} GPU memory usable.")
-    per_layer = model.layer_bytes() + kv // max(1, n_layers)
+    # On unified memory (Apple) what is not on the workers shares RAM with the CPU.
+    if gpu and total <= gpu and (not hardware.unified_memory or max(0, total - remote) <= ram):
+        return make(Verdict.FITS_GPU, -1, f"Fits on {where}: {need}; {usable}.")
+    per_layer = max(1, model.layer_bytes() + kv // max(1, n_layers))
     if gpu > compute + per_layer and n_layers > 0:
         layers = min(n_layers, (gpu - compute) // per_layer)
         on_gpu = layers * per_layer + compute
         cpu_need = model.outside_bytes() + (n_layers - layers) * per_layer + COMPUTE_BASE
-        cpu_room = ram - on_gpu if hardware.unified_memory else ram
+        cpu_room = ram - max(0, on_gpu - remote) if hardware.unified_memory else ram
         if cpu_need <= cpu_room:
             return make(
                 Verdict.PARTIAL, int(layers),
-                f"Partial offload: {layers} of {n_layers} layers on GPU ({_mem(on_gpu)} of "
-                f"{_mem(gpu)} usable), the rest in RAM ({_mem(cpu_need)} of {_mem(cpu_room)} "
+                f"Partial offload: {layers} of {n_layers} layers on {where} ({_mem(on_gpu)}; "
+                f"{usable}), the rest in RAM ({_mem(cpu_need)} of {_mem(cpu_room)} "
                 f"free); {need}.",
             )
     if total <= ram:
@@ -204,7 +231,9 @@ def plan(
             Verdict.CPU_ONLY, 0,
             f"CPU only (slow): {need}; {_mem(ram)} RAM free, {why}.",
         )
-    room = f"{_mem(ram)} RAM" + (f" + {_mem(gpu)} GPU" if gpu and not hardware.unified_memory else "")
+    room = f"{_mem(ram)} RAM" + (f" + {_mem(local_gpu)} GPU" if local_gpu and not hardware.unified_memory
+                                else "")
+    room += f" + {_mem(remote)} on {named}" if workers else ""
     return make(
         Verdict.WONT_FIT, 0,
         f"Won't fit: {need}, but only {room} is free; pick a smaller quantization or model, "
@@ -212,11 +241,12 @@ def plan(
     )
 
 
-def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> Plan:
+def plan_for_file(path: str | Path, n_ctx: int, hardware: Hardware | None = None,
+                  workers: Sequence[WorkerInfo] = ()) -> Plan:
     """Plan for a local GGUF from its header (parsed once per file version: see shape_of_file)."""
     from app.engine import hardware as hw
 
-    return plan(shape_of_file(Path(path)), n_ctx, hardware or hw.detect())
+    return plan(shape_of_file(Path(path)), n_ctx, hardware or hw.detect(), workers=workers)
 
 
 _shapes_lock = threading.Lock()
@@ -230,8 +260,12 @@ def shape_of_file(path: Path) -> ModelShape:
     numbers the planner needs are kept in the cache folder. Raises ModelFileError for bad files.
     """
     path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        stat = path.stat()
+    except OSError:
+        modelfile.check_model_file(path)  # names the path problem (missing, a loop...) in one line
+        raise
+    key = f"{modelfile.real_path(path)}|{stat.st_size}|{stat.st_mtime_ns}"
     if key in _shapes:
         return _shapes[key]
     cache = paths.cache_dir() / "model-shapes.json"
@@ -240,14 +274,23 @@ def shape_of_file(path: Path) -> ModelShape:
             known = json.loads(cache.read_text("utf-8"))
         except (OSError, ValueError):
             known = {}
-        if isinstance(known, dict) and isinstance(known.get(key), dict):
+        cached = known.get(key) if isinstance(known, dict) else None
+        if isinstance(cached, dict) and _plausible_shape(cached):
             with contextlib.suppress(TypeError):
-                _shapes[key] = ModelShape(**known[key])
+                _shapes[key] = ModelShape(**cached)
                 return _shapes[key]
         shape = _shapes[key] = ModelShape.from_file_info(modelfile.check_model_file(path))
         known = known if isinstance(known, dict) else {}
         known[key] = asdict(shape)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1), "utf-8")
-        os.replace(tmp, cache)
+        try:
+            fileio.write_text(cache, json.dumps(known, indent=1))
+        except UserError as err:  # a cache: reading the header again next time is fine
+            log.info("model shape cache not written: %s", err)
     return shape
+
+
+def _plausible_shape(cached: dict[str, Any]) -> bool:
+    """A cached shape is used only if its numbers could come from a validated header."""
+    counts = ("n_layers", "n_head", "n_head_kv", "n_embd", "weights_bytes", "n_vocab")
+    return all(isinstance(cached.get(k), int) and not isinstance(cached.get(k), bool)
+               and cached[k] > 0 for k in counts)

@@ -71,6 +71,12 @@ class Engine(Protocol):
         """
         ...
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: ProgressCallback | None = None) -> Generation:
+        """Start a plain text completion of ``text`` (no chat format); raises
+        ``ContextOverflowError`` at once when it cannot fit."""
+        ...
+
     def cancel(self) -> None:
         """Stop the current reply (thread-safe)."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -60,6 +61,9 @@ class Range:
         if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
             kind = "a whole number" if self.whole else "a number"
             raise SettingsError(f"Sampling setting {name} must be {kind}, got {value!r}.")
+        if not math.isfinite(value):  # NaN compares false with every bound
+            raise SettingsError(f"Sampling setting {name} must be a finite number, got {value!r}; "
+                                f"use {self.low} to {self.high}.")
         if not self.low <= value <= self.high:
             low, high = (int(self.low), int(self.high)) if self.whole else (self.low, self.high)
             raise SettingsError(
@@ -86,6 +90,9 @@ class Sampling:
     top_k: int = _knob(40, 0, 100_000)
     min_p: float = _knob(0.05, 0.0, 1.0, step=0.01, decimals=2)
     repeat_penalty: float = _knob(1.1, 0.5, 3.0, step=0.05, decimals=2)
+    # OpenAI's penalties (llama.cpp applies them over the last 64 tokens); 0 = off.
+    presence_penalty: float = _knob(0.0, -2.0, 2.0, step=0.1, decimals=2)
+    frequency_penalty: float = _knob(0.0, -2.0, 2.0, step=0.1, decimals=2)
     max_tokens: int = _knob(512, 1, 131_072)
     seed: int | None = _knob(None, 0, 2**32 - 1)
 
@@ -139,10 +146,15 @@ class GenerationResult:
     error: str | None = None
     model_name: str = ""
     model_path: str = ""
+    max_tokens: int = 0  # the new-token limit the reply ran under (0: not known)
 
     def stats(self) -> dict[str, Any]:
-        """The stats the store keeps with an assistant message."""
-        return {
+        """The stats the store keeps with an assistant message.
+
+        ``dropped_messages`` (where the prompt began) and ``max_tokens`` (the limit a reply cut
+        at "length" reached) are kept too, so a face can say both after a restart.
+        """
+        stats: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "reused_tokens": self.reused_tokens,
             "restored_tokens": self.restored_tokens,
@@ -150,7 +162,11 @@ class GenerationResult:
             "ttft_s": round(self.ttft_s, 4),
             "tokens_per_s": round(self.tokens_per_s, 2),
             "finish_reason": self.finish_reason,
+            "dropped_messages": self.dropped_messages,
         }
+        if self.max_tokens:
+            stats["max_tokens"] = self.max_tokens
+        return stats
 
 
 @dataclass
@@ -188,8 +204,13 @@ class LoadOptions:
     use_mmap: bool = True
     prompt_format: str = "auto"
     kv_type: str = "f16"
+    # llama.cpp RPC workers ("host:port") whose devices take layers; see app/engine/rpc.py.
+    rpc_servers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from app.engine.rpc import parse_endpoints
+
+        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
         if not 256 <= self.n_ctx <= 1_048_576:
             raise SettingsError(f"Context size {self.n_ctx} is out of range; use 256 to 1048576.")
         if not 1 <= self.n_batch <= 65_536:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app import paths
+from app import fileio, paths
 from app.hub.client import RepoListing
 
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ def store_listing(listing: RepoListing) -> None:
             "commit": listing.commit, "gated": listing.gated, "fetched": time.time(),
             "files": {f.filename: {"size": f.size, "sha256": f.sha256} for f in listing.files},
         }
-        tmp = cache_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
-        os.replace(tmp, cache_path())
+        fileio.write_text(cache_path(), json.dumps(data, indent=1, sort_keys=True))
         _forget_catalogue()
 
 
@@ -243,3 +241,63 @@ def verdicts(files: list[CatalogueFile], n_ctx: int, hardware: Hardware) -> dict
     """Short fit verdicts by file name, for the files that have one (see plan_for)."""
     plans = {f.filename: plan_for(f, n_ctx, hardware) for f in files}
     return {name: p.short for name, p in plans.items() if p is not None}
+
+
+# ---- official Meta weights (converted to GGUF here) ---------------------------------------------
+# From tests/benchmarks/test_convert_bench.py on the 2-core build machine (rounded down: that
+# machine was shared): the converter writes ~CONVERT_MBPS of F16 GGUF per second from float16
+# safetensors; llama.cpp's quantizer reads ~QUANTIZE_MBPS_PER_CORE of F16 per second and core
+# (K-quants search each block's scales, the older types do not). Only for the time shown.
+CONVERT_MBPS = 250.0
+QUANTIZE_MBPS_PER_CORE = {"K": 7.0, "other": 35.0}
+
+
+@dataclass(frozen=True)
+class OfficialModel:
+    """A gated meta-llama repo in the transformers layout, turned into GGUF after download."""
+
+    repo_id: str
+    title: str
+    size_class: str
+    source_bytes: int  # the safetensors shards, as published (float16, so ~ the F16 GGUF)
+
+    @property
+    def page(self) -> str:
+        from app.hub.client import repo_page
+
+        return repo_page(self.repo_id)
+
+    def result_bytes(self, quant: str) -> int:
+        from app.convert.quantize import expected_size
+
+        return expected_size(self.source_bytes, quant)
+
+    def disk_bytes(self, quant: str) -> int:
+        """Peak disk use: the download, the F16 intermediate and the result side by side."""
+        f16 = self.source_bytes
+        return self.source_bytes + (f16 if quant != "F16" else 0) + self.result_bytes(quant)
+
+    def convert_seconds(self, quant: str, cores: int | None = None) -> float:
+        """Rough conversion + quantization time on this machine (not the download)."""
+        cores = max(1, cores or os.cpu_count() or 1)
+        seconds = self.source_bytes / (CONVERT_MBPS * 1e6)
+        if quant != "F16":
+            rate = QUANTIZE_MBPS_PER_CORE["K" if "_K" in quant else "other"]
+            seconds += self.source_bytes / (rate * 1e6 * cores)
+        return seconds
+
+
+OFFICIAL_MODELS = (
+    OfficialModel("meta-llama/Llama-2-7b-chat-hf", "Llama 2 7B Chat", "7B", 13_476_839_424),
+    OfficialModel("meta-llama/Llama-2-13b-chat-hf", "Llama 2 13B Chat", "13B", 26_031_728_640),
+    OfficialModel("meta-llama/Llama-2-70b-chat-hf", "Llama 2 70B Chat", "70B", 137_953_316_864),
+)
+OFFICIAL_NOTE = "official, gated: request access first"
+
+
+def official_models() -> list[OfficialModel]:
+    return list(OFFICIAL_MODELS)
+
+
+def official(repo_id: str) -> OfficialModel | None:
+    return next((m for m in OFFICIAL_MODELS if m.repo_id.lower() == repo_id.lower()), None)

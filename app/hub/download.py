@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+from app import fileio
 from app.hub import client
 from app.hub.client import RemoteFile, RetryPolicy
 from app.hub.errors import (
@@ -55,6 +56,12 @@ class Control:
     def reset(self) -> None:
         with self._lock:
             self._stop = None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """"paused" or "cancelled" once asked for, else None."""
+        with self._lock:
+            return self._stop
 
     def check(self) -> None:
         if self._stop:
@@ -195,7 +202,7 @@ class _Fetch:
             )
             _hash_existing(self.part, have, self.hasher, self.control)
             self.done = have
-        self.meta_path.write_text(json.dumps(asdict(fresh), indent=1), "utf-8")
+        fileio.write_text(self.meta_path, json.dumps(asdict(fresh), indent=1))
         check_disk_space(self.dest.parent, self.remote.size - self.done, name)
         self.progress()
 
@@ -210,24 +217,28 @@ class _Fetch:
             headers["Range"] = f"bytes={self.done}-"
         return headers
 
-    def _open(self) -> Any:
-        """GET with Range, following redirects by hand: Authorization only on the Hub's origin."""
-        from huggingface_hub.utils import hf_raise_for_status
-
-        url = self.remote.url
+    def _follow(self, url: str) -> Any:
+        """GET with Range, following redirects by hand (headers chosen per URL): the final
+        response, whatever its status."""
         for _ in range(MAX_REDIRECTS):
             request = self.http.build_request("GET", url, headers=self._headers(url))
             response = self.http.send(request, stream=True)
-            if response.has_redirect_location:
-                response.close()
-                url = urljoin(url, response.headers["Location"])
-                continue
-            if response.status_code >= 400:
-                response.read()
-                response.close()
-                hf_raise_for_status(response)
-            return response
+            if not response.has_redirect_location:
+                return response
+            response.close()
+            url = urljoin(url, response.headers["Location"])
         raise ServerError(f"Too many redirects while downloading {self.remote.filename}.")
+
+    def _open(self) -> Any:
+        """The Range GET; Authorization only on the Hub's origin (see _headers)."""
+        from huggingface_hub.utils import hf_raise_for_status
+
+        response = self._follow(self.remote.url)
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            hf_raise_for_status(response)
+        return response
 
     def _push(self, fh: Any, hashing: _Hasher, pieces: list[bytes], n: int) -> None:
         if self.done + n > self.remote.size:
@@ -278,6 +289,11 @@ class _Fetch:
         if self.done < self.remote.size:
             raise ServerError(f"The connection dropped while downloading {self.remote.filename}.")
 
+    def map_error(self, raw: BaseException) -> HubError:
+        """The message for a failure of the connection itself (a dropped socket, a timeout)."""
+        return client.map_error(raw, repo_id=self.remote.repo_id, filename=self.remote.filename,
+                                had_token=bool(self.token))
+
     def run(self) -> Path:
         client.require_online()
         self.prepare()
@@ -290,9 +306,7 @@ class _Fetch:
             except DownloadStopped:
                 raise
             except Exception as raw:
-                err = raw if isinstance(raw, HubError) else client.map_error(
-                    raw, repo_id=self.remote.repo_id, filename=self.remote.filename,
-                    had_token=bool(self.token))
+                err = raw if isinstance(raw, HubError) else self.map_error(raw)
                 if self.done > before:
                     attempt = 1  # progress was made: this is a fresh drop, not a repeat
                 if not client.is_retryable(err) or attempt >= self.retry.attempts:

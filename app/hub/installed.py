@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app import paths
+from app import fileio, paths
+from app.engine.modelfile import real_path
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+# Files kept beside a model and deleted with it: Meta's licence and use policy.
+SIDECARS = (".LICENSE", ".USE_POLICY.md")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class InstalledModel:
     path: Path
     size_bytes: int
     quantization: str
-    source: str  # "built-in", "hub", "imported" or "path"
+    source: str  # "built-in", "hub", "converted", "imported" or "path"
     repo_id: str | None = None
     filename: str | None = None
     sha256: str | None = None
@@ -48,7 +51,16 @@ class InstalledModel:
         """Where it came from, for a table cell."""
         if self.source == "hub" and self.repo_id:
             return f"{self.repo_id}"
+        if self.source == "converted" and (self.repo_id or "").startswith("meta:"):
+            return f"converted from Meta's download ({(self.repo_id or '').removeprefix('meta:')})"
+        if self.source == "converted":
+            return f"converted from {self.repo_id or Path(self.filename or '?').name}"
         return self.source
+
+    @property
+    def owns_file(self) -> bool:
+        """Whether the app made the file (a download or a conversion) and so deletes it on removal."""
+        return self.source in ("hub", "converted")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,10 +92,8 @@ def _read() -> list[InstalledModel]:
 
 
 def _write(models: list[InstalledModel]) -> None:
-    path = registry_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"models": [m.to_json() for m in models]}, indent=1), "utf-8")
-    os.replace(tmp, path)
+    fileio.write_text(registry_path(), json.dumps({"models": [m.to_json() for m in models]},
+                                                  indent=1))
 
 
 def starter() -> InstalledModel | None:
@@ -114,7 +124,7 @@ def _unique_name(wanted: str, models: list[InstalledModel]) -> str:
 def add(model: InstalledModel) -> InstalledModel:
     """Register ``model`` (replacing an entry with the same path); returns it as stored."""
     with _lock:
-        models = [m for m in _read() if m.path.resolve() != model.path.resolve()]
+        models = [m for m in _read() if real_path(m.path) != real_path(model.path)]
         everyone = models + ([s] if (s := starter()) else [])
         model = replace(model, name=_unique_name(model.name, everyone), added=time.time())
         _write([*models, model])
@@ -129,6 +139,13 @@ def add_download(path: Path, *, repo_id: str, filename: str, quantization: str,
                               filename, sha256))
 
 
+def add_converted(path: Path, *, name: str, quantization: str, repo_id: str | None,
+                  source_folder: Path | None) -> InstalledModel:
+    """Register a GGUF the converter wrote into the models folder (deleted again on removal)."""
+    return add(InstalledModel(name, path, path.stat().st_size, quantization, "converted", repo_id,
+                              str(source_folder) if source_folder else None))
+
+
 def import_model(path: str | Path, name: str | None = None) -> InstalledModel:
     """Register a local .gguf in place (validated like the engine does; never copied)."""
     from app.engine.modelfile import check_model_file
@@ -136,7 +153,7 @@ def import_model(path: str | Path, name: str | None = None) -> InstalledModel:
     info = check_model_file(path)
     with _lock:
         for existing in _read():
-            if existing.path.resolve() == info.path:
+            if real_path(existing.path) == info.path:
                 raise UserError(f"{info.path} is already installed as {existing.name!r}.")
     return add(InstalledModel(
         name or info.path.stem, info.path, info.size_bytes, info.file_type or "?", "imported",
@@ -150,9 +167,11 @@ def remove_model(name: str) -> InstalledModel:
         raise UserError(f"{target.name} is built in and cannot be removed.")
     with _lock:
         _write([m for m in _read() if m.path != target.path])
-    if target.source == "hub":
-        with contextlib.suppress(FileNotFoundError):
-            target.path.unlink()
+    if target.owns_file:
+        stem = target.path.name.removesuffix(".gguf")
+        for path in (target.path, *(target.path.with_name(stem + s) for s in SIDECARS)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
     return target
 
 
@@ -179,9 +198,9 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
                             + ", ".join(m.name for m in found) + "; use the full name or path.")
     candidate = Path(wanted).expanduser()
     if candidate.exists() or os.sep in wanted or wanted.endswith(".gguf"):
-        resolved = candidate.resolve()
+        resolved = real_path(candidate)
         for m in models:
-            if m.path.resolve() == resolved:
+            if real_path(m.path) == resolved:
                 return m
         if allow_path and candidate.is_file():
             size = candidate.stat().st_size
@@ -193,9 +212,12 @@ def resolve_model(name_or_path: str, *, allow_path: bool = True) -> InstalledMod
 
 
 def default_model() -> InstalledModel | None:
-    """The most recently added model that still exists, else the starter."""
+    """The most recently added model that still exists and did not fail to load last time
+    (``load_failures``), else the starter."""
+    from app.hub import load_failures
+
     models = [m for m in list_installed() if m.exists]
-    added = [m for m in models if not m.builtin]
+    added = [m for m in models if not m.builtin and load_failures.failure(m.path) is None]
     if added:
         return max(added, key=lambda m: m.added)
     return models[0] if models else None

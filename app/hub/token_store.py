@@ -7,10 +7,11 @@ import threading
 from dataclasses import dataclass
 
 from app.hub.errors import KeyringError, TokenRejectedError
+from app.keychain import SERVICE
+from app.keychain import keyring_available as keyring_available
 
 log = logging.getLogger(__name__)
 
-SERVICE = "llama-desk"
 TOKEN_KEY = "huggingface-token"
 ACCOUNT_KEY = "huggingface-account"
 NO_KEYRING = (
@@ -20,21 +21,6 @@ NO_KEYRING = (
 
 _lock = threading.Lock()
 _session: dict[str, str] = {}  # used only when no keyring backend exists
-
-
-def keyring_available() -> bool:
-    """Whether a real keyring backend is configured (not keyring's "fail" or an empty chainer)."""
-    try:
-        import keyring
-        from keyring.backends import chainer, fail, null
-
-        backend = keyring.get_keyring()
-        if isinstance(backend, fail.Keyring | null.Keyring):
-            return False
-        return not (isinstance(backend, chainer.ChainerBackend) and not backend.backends)
-    except Exception as err:  # a broken keyring install is "no keyring"
-        log.warning("keyring unavailable: %s", type(err).__name__)
-        return False
 
 
 def _kr_get(key: str) -> str | None:

@@ -2,33 +2,148 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from app.store.models import StoreError
 
-# OperationalError texts that are the user's environment, not a bug.
-_ENVIRONMENT_ERRORS = {
-    "database is locked": "another Llama Desk process kept it busy for too long; try again",
-    "database or disk is full": "the disk is full; free some space and try again",
-    "attempt to write a readonly database": "the file is read-only; check its permissions",
-    "disk i/o error": "a disk error occurred; check the drive",
-    "unable to open database file": "the file or its folder cannot be opened; check permissions",
+# SQLite primary result codes (sqlite3.h) that are the user's environment or a damaged file.
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+DAMAGED_CODES = (SQLITE_CORRUPT, SQLITE_NOTADB)
+_ADVICE = {
+    SQLITE_BUSY: "another Llama Desk process kept it busy for too long; try again",
+    SQLITE_LOCKED: "another Llama Desk process kept it busy for too long; try again",
+    SQLITE_FULL: "the disk is full; free some space and try again",
+    SQLITE_READONLY: "it is read-only (reading works, changes do not); check the permissions "
+                     "of the file and its folder",
+    SQLITE_IOERR: "a disk error occurred; check the drive",
+    SQLITE_CANTOPEN: "the file or its folder cannot be opened; check permissions",
+    SQLITE_PERM: "permission denied; check the file's permissions",
+}
+_TEXTS = {  # for errors raised without a result code
+    "database is locked": SQLITE_BUSY, "database or disk is full": SQLITE_FULL,
+    "readonly database": SQLITE_READONLY, "disk i/o error": SQLITE_IOERR,
+    "unable to open database file": SQLITE_CANTOPEN, "malformed": SQLITE_CORRUPT,
+    "file is not a database": SQLITE_NOTADB,
 }
 
 
-def environment_error(path: Path | None, err: sqlite3.Error) -> StoreError | None:
-    """A StoreError for a locked, full, read-only or failing database; None for anything else."""
+class DamagedDatabaseError(StoreError):
+    """SQLite found the database file damaged (corrupt pages); ``history repair`` salvages it."""
+
+
+def result_code(err: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of ``err`` (from the code, else from the message)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
     text = str(err).lower()
-    for key, advice in _ENVIRONMENT_ERRORS.items():
-        if key in text:
-            where = f" {path}" if path else ""
-            return StoreError(f"Could not use the conversations database{where}: {advice}.")
+    return next((c for key, c in _TEXTS.items() if key in text), None)
+
+
+def damaged_message(path: Path | None, err: sqlite3.Error) -> str:
+    where = f" {path}" if path else ""
+    return (f"The conversations database{where} is damaged (SQLite: {err}). Run `llama-desk "
+            "history repair` to save every readable conversation into a fresh database "
+            "(the damaged file is kept).")
+
+
+def environment_error(path: Path | None, err: sqlite3.Error) -> StoreError | None:
+    """A StoreError for a damaged, locked, full, read-only or failing database; None otherwise.
+
+    A damaged file gives a DamagedDatabaseError (and leaves a marker beside it, see
+    ``mark_damaged``); anything else (a constraint, an SQL mistake) is a bug and stays itself.
+    """
+    code = result_code(err)
+    if code in DAMAGED_CODES:
+        if path is not None:
+            mark_damaged(path, err)
+        return DamagedDatabaseError(damaged_message(path, err))
+    if code in _ADVICE:
+        where = f" {path}" if path else ""
+        return StoreError(f"Could not use the conversations database{where}: {_ADVICE[code]}.")
     return None
+
+
+def marker_path(path: Path) -> Path:
+    """Beside a database SQLite found damaged: stops writes until `history repair` has run."""
+    return path.with_name(path.name + ".damaged")
+
+
+def mark_damaged(path: Path, err: sqlite3.Error) -> None:
+    marker = marker_path(path)
+    if marker.exists():
+        return
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    with contextlib.suppress(OSError):  # a read-only folder: the database cannot change either
+        marker.write_text(f"{stamp} UTC: {err}\n", encoding="utf-8")
+
+
+class Cursor(sqlite3.Cursor):
+    """A cursor whose SQLite errors about the file or the machine become StoreErrors."""
+
+    def _fail(self, err: sqlite3.Error) -> StoreError | sqlite3.Error:
+        conn = self.connection
+        return environment_error(getattr(conn, "store_path", None), err) or err
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+    def executemany(self, sql: str, seq: Any, /) -> Cursor:
+        try:
+            return super().executemany(sql, seq)
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size if size is not None else self.arraysize)
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from err
+
+
+class Connection(sqlite3.Connection):
+    """The Store's connection: every statement runs on a ``Cursor`` (errors named for people)."""
+
+    store_path: Path | None = None
+
+    def cursor(self, factory: Any = Cursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        cursor: Cursor = self.cursor().execute(sql, parameters)
+        return cursor
+
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor:
+        cursor: Cursor = self.cursor().executemany(sql, parameters)
+        return cursor
 
 
 class StoreBase:
@@ -39,6 +154,12 @@ class StoreBase:
         self.path = path
         self._depth = 0
         self._live: set[int] = set()  # partial messages this Store is writing
+        self.read_only = False
+
+    @property
+    def damaged(self) -> bool:
+        """Whether SQLite has reported this database damaged (a marker beside it says so)."""
+        return marker_path(self.path).exists() if self.path.name else False
 
     @staticmethod
     def _now() -> float:
@@ -54,6 +175,12 @@ class StoreBase:
             finally:
                 self._depth -= 1
             return
+        if self.damaged:
+            raise DamagedDatabaseError(
+                f"The conversations database {self.path} was found damaged, so nothing is "
+                "written to it: run `llama-desk history repair` to save every readable "
+                "conversation into a fresh database (reading still works)."
+            )
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
@@ -63,14 +190,16 @@ class StoreBase:
             yield self._conn
         except BaseException:
             self._depth = 0
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error, StoreError):  # keep the first error
+                self._conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
             self._conn.execute("COMMIT")
         except sqlite3.OperationalError as err:
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error, StoreError):
+                    self._conn.execute("ROLLBACK")
             self._raise_environment(err)
 
     def _raise_environment(self, err: sqlite3.Error) -> NoReturn:
@@ -89,7 +218,8 @@ class StoreBase:
         try:
             yield self._conn
         finally:
-            self._conn.execute("COMMIT")
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                self._conn.execute("COMMIT")
 
     def _require_conversation(self, conversation_id: int, *, active: bool = False) -> None:
         row = self._conn.execute(

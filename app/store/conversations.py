@@ -12,6 +12,7 @@ from app.store.models import (
     conversation_from_row,
     dumps,
 )
+from app.store.validate import MAX_SHORT, MAX_TEXT, sampling_problem
 
 TITLE_LIMIT = 200
 
@@ -21,6 +22,17 @@ _COUNT = "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"
 def clean_title(title: str) -> str:
     """One trimmed line, at most TITLE_LIMIT characters."""
     return " ".join(str(title).split())[:TITLE_LIMIT]
+
+
+def _check_settings(system_prompt: str | None, sampling: dict[str, Any] | None) -> None:
+    """Refuse what an import of the export would refuse (an export must always import again)."""
+    if system_prompt is not None and len(system_prompt) > MAX_TEXT:
+        raise StoreError(f"The system prompt is {len(system_prompt):,} characters long; the "
+                         f"limit is {MAX_TEXT:,}.")
+    if sampling is not None:
+        problem = sampling_problem(sampling)
+        if problem:
+            raise StoreError(f"Invalid sampling settings: {problem}.")
 
 
 class ConversationsMixin(StoreBase):
@@ -33,13 +45,15 @@ class ConversationsMixin(StoreBase):
         model: str | None = None,
         title: str | None = None,
     ) -> Conversation:
-        """A new, empty conversation (committed)."""
+        """A new, empty conversation (committed). Sampling settings must be valid (no NaN)."""
+        _check_settings(system_prompt, sampling)
         now = self._now()
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO conversations(title, created_at, updated_at, system_prompt, sampling,"
                 " model) VALUES (?, ?, ?, ?, ?, ?)",
-                (clean_title(title or ""), now, now, system_prompt, dumps(sampling or {}), model),
+                (clean_title(title or ""), now, now, system_prompt, dumps(sampling or {}),
+                 None if model is None else model[:MAX_SHORT]),
             )
             conversation_id = int(cur.lastrowid or 0)
         return self.get_conversation(conversation_id)
@@ -75,6 +89,17 @@ class ConversationsMixin(StoreBase):
         ).fetchall()
         return [conversation_from_row(row, row[10]) for row in rows]
 
+    def previews(self, limit: int = 120) -> dict[int, str]:
+        """One line of each listed conversation's latest message (its first ``limit``
+        characters; the message it answers while a reply is still empty), by conversation id."""
+        rows = self._conn.execute(
+            "SELECT c.id, substr(coalesce(nullif(m.content, ''), p.content, ''), 1, ?) "
+            "FROM conversations c JOIN messages m ON m.id = c.current_leaf_id "
+            "LEFT JOIN messages p ON p.id = m.parent_id WHERE c.trashed_at IS NULL",
+            (limit,),
+        ).fetchall()
+        return {int(row[0]): " ".join(str(row[1]).split()) for row in rows}
+
     def _update(self, conversation_id: int, sql: str, params: tuple[Any, ...]) -> Conversation:
         with self._write() as conn:
             self._require_conversation(conversation_id)
@@ -85,7 +110,8 @@ class ConversationsMixin(StoreBase):
         title = clean_title(title)
         if not title:
             raise StoreError("A conversation title cannot be empty.")
-        return self._update(conversation_id, "title = ?, updated_at = ?", (title, self._now()))
+        # The title only: a rename does not move the conversation up the most-recent list.
+        return self._update(conversation_id, "title = ?", (title,))
 
     def set_pinned(self, conversation_id: int, pinned: bool = True) -> Conversation:
         return self._update(conversation_id, "pinned = ?", (int(bool(pinned)),))
@@ -99,6 +125,7 @@ class ConversationsMixin(StoreBase):
         model: str | None = None,
     ) -> Conversation:
         """Change any of the system prompt, sampling settings and last-used model."""
+        _check_settings(system_prompt, sampling)
         sets: list[str] = []
         params: list[Any] = []
         if system_prompt is not None:
@@ -109,7 +136,7 @@ class ConversationsMixin(StoreBase):
             params.append(dumps(sampling))
         if model is not None:
             sets.append("model = ?")
-            params.append(model)
+            params.append(model[:MAX_SHORT])
         if not sets:
             return self.get_conversation(conversation_id)
         return self._update(conversation_id, ", ".join(sets), tuple(params))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from app import __version__
+from app import __version__, fileio
 from app.store.conversations import ConversationsMixin
 from app.store.markdown import render_conversation
 from app.store.messages import MessagesMixin
@@ -29,10 +29,20 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid number")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key[:80]!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def parse_json(text: str | bytes) -> Any:
-    """Parse an export; malformed JSON becomes a StoreError (NaN/Infinity are refused)."""
+    """Parse an export; malformed JSON becomes a StoreError (NaN/Infinity and an object with the
+    same key twice are refused: which of the two values was meant cannot be known)."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except RecursionError as err:
         raise StoreError("Cannot import: the JSON is nested too deeply; nothing was imported.") \
             from err
@@ -42,26 +52,43 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def load_json_file(path: Path) -> Any:
-    """Read and parse an export file with a size limit."""
+    """Read and parse an export file with a size limit.
+
+    The bytes are counted while reading (a device such as /dev/zero or a pipe has no honest
+    size), so nothing beyond the limit is ever held in memory.
+    """
+    too_big = StoreError(f"Cannot import {path}: it is larger than the limit of 1 GiB; "
+                         "nothing was imported.")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise StoreError(f"Cannot import {path}: it is {size:,} bytes (limit 1 GiB).")
-        data = path.read_bytes()
+        if path.is_dir():
+            raise StoreError(f"Cannot import {path}: it is a folder, not an export file.")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise too_big
+        chunks: list[bytes] = []
+        total = 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise too_big
+                if not chunks:
+                    start = chunk.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf")
+                    if not start:
+                        continue  # leading blank lines
+                    if not start.startswith(b"{"):  # /dev/zero, a binary file: stop at once
+                        raise StoreError(f"Cannot import {path}: it is not a JSON export (it "
+                                         "does not start with '{'); nothing was imported.")
+                chunks.append(chunk)
     except OSError as err:
-        raise StoreError(f"Cannot read {path}: {err.strerror or err}.") from err
-    return parse_json(data)
+        raise StoreError(f"Cannot read {path}: {fileio.reason(err)}.") from err
+    return parse_json(b"".join(chunks))
 
 
 def write_text_file(path: Path, text: str) -> None:
-    """Write an export atomically (a temporary file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"Cannot write {path}: {err.strerror or err}.") from err
+    """Write an export by ``app.fileio``'s policy: atomic and private (0600) for a new or regular
+    file, through a symbolic link to its target, in place into a FIFO or a character device;
+    a failure is one line naming the path and the cause."""
+    fileio.write_text(path, text)
 
 
 class ExchangeMixin(ConversationsMixin, MessagesMixin):

@@ -16,6 +16,7 @@ from app.store.models import (
     message_from_row,
 )
 from app.store.recovery import process_started
+from app.store.validate import MAX_SHORT, MAX_TEXT
 from app.store.writer import ReplyEnding, ReplyWriter
 
 ROLES = ("system", "user", "assistant")
@@ -26,6 +27,14 @@ _SIBLINGS = (
     " AND s.parent_id IS m.parent_id AND s.id < m.id),"
     " (SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id"
     " AND s.parent_id IS m.parent_id)"
+)
+
+
+# The newest message without children in conversation c (by time, then id).
+NEWEST_LEAF = (
+    "SELECT l.id FROM messages l WHERE l.conversation_id = c.id AND NOT EXISTS"
+    " (SELECT 1 FROM messages k WHERE k.parent_id = l.id) ORDER BY l.created_at DESC, l.id DESC"
+    " LIMIT 1"
 )
 
 
@@ -49,14 +58,21 @@ class MessagesMixin(StoreBase):
         ).fetchall()
         return [message_from_row(row, row[12], row[13]) for row in rows]
 
+    def _leaf(self, conversation_id: int) -> int | None:
+        """The remembered leaf; without one (an old import, a repair), the newest leaf."""
+        row = self._conn.execute(
+            f"SELECT coalesce((SELECT m.id FROM messages m WHERE m.id = c.current_leaf_id"
+            f" AND m.conversation_id = c.id), ({NEWEST_LEAF})) FROM conversations c WHERE c.id = ?",
+            (conversation_id,),
+        ).fetchone()
+        return None if row is None else row[0]
+
     def current_branch(self, conversation_id: int) -> list[StoredMessage]:
-        """The messages shown: root to leaf along the conversation's remembered branch."""
+        """The messages shown: root to leaf along the conversation's remembered branch (or, when
+        none is remembered or it is gone, the branch to the newest leaf)."""
         with self._read() as conn:
             self._require_conversation(conversation_id)
-            row = conn.execute(
-                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone()
-            return self._path(conn, row[0])
+            return self._path(conn, self._leaf(conversation_id))
 
     def path_to(self, message_id: int) -> list[StoredMessage]:
         """The messages from the root down to ``message_id`` (included): what it answers."""
@@ -129,10 +145,7 @@ class MessagesMixin(StoreBase):
 
     def _resolve_parent(self, conversation_id: int, parent_id: int | str | None) -> int | None:
         if parent_id == AUTO:
-            row = self._conn.execute(
-                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone()
-            return None if row is None else row[0]
+            return self._leaf(conversation_id)
         if parent_id is None:
             return None
         if not isinstance(parent_id, int):
@@ -161,10 +174,19 @@ class MessagesMixin(StoreBase):
     ) -> StoredMessage:
         """Append a message under ``parent_id`` (AUTO: the current leaf; None: a new root).
 
-        The new message becomes the current leaf. Committed before returning.
+        The new message becomes the current leaf. Committed before returning. AUTO suits one
+        writer; a face that continues a conversation passes the id of the last message it
+        showed, so that two processes continuing the same conversation end on two branches
+        instead of interleaving into one (the parent is checked inside the write lock).
+        Content over ``MAX_TEXT`` characters is refused; long error and model names are cut.
         """
         if role not in ROLES:
             raise StoreError(f"Unknown message role {role!r}; use one of {', '.join(ROLES)}.")
+        if len(content) > MAX_TEXT:
+            raise StoreError(f"The message is {len(content):,} characters long; the limit is "
+                             f"{MAX_TEXT:,}.")
+        error, model_name, model_file = (None if v is None else v[:MAX_SHORT]
+                                         for v in (error, model_name, model_file))
         now = self._now()
         live = state == "partial"
         with self._write() as conn:
@@ -238,7 +260,7 @@ class MessagesMixin(StoreBase):
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND state = 'partial'",
-                (text, self._now(), message_id),
+                (text[:MAX_TEXT], self._now(), message_id),
             )
 
     def finish_reply(self, message_id: int, ending: ReplyEnding) -> StoredMessage:
@@ -252,8 +274,10 @@ class MessagesMixin(StoreBase):
                 " model_file = coalesce(?, model_file), writer_pid = NULL, writer_started = NULL"
                 " WHERE id = ?",
                 (
-                    ending.text, ending.state, ending.error, now, stats,
-                    ending.model_name or None, ending.model_file or None, message_id,
+                    ending.text[:MAX_TEXT], ending.state,
+                    None if ending.error is None else ending.error[:MAX_SHORT], now, stats,
+                    (ending.model_name or None) and ending.model_name[:MAX_SHORT],
+                    (ending.model_file or None) and ending.model_file[:MAX_SHORT], message_id,
                 ),
             )
             conn.execute(

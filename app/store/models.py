@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -87,20 +88,45 @@ class SearchHit:
     created_at: float
 
 
+_NOT_FINITE = object()
+
+
+def _finite_only(value: Any) -> Any:
+    """``value`` without non-finite numbers: dropped from objects, null in lists."""
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()
+                if not (isinstance(v, float) and not math.isfinite(v))}
+    if isinstance(value, list):
+        return [None if isinstance(v, float) and not math.isfinite(v) else _finite_only(v)
+                for v in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON for TEXT columns."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """Compact JSON for TEXT columns. NaN and infinities are left out: they are not JSON, and a
+    stored value must always export to a file that imports again."""
+    return json.dumps(_finite_only(value), ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True, allow_nan=False)
+
+
+def _drop_constants(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_constants(v) for k, v in value.items() if v is not _NOT_FINITE}
+    if isinstance(value, list):
+        return [None if v is _NOT_FINITE else _drop_constants(v) for v in value]
+    return value
 
 
 def loads_dict(text: str | None) -> dict[str, Any]:
-    """A JSON object from a TEXT column; anything else reads as empty."""
+    """A JSON object from a TEXT column; anything else reads as empty. A NaN or an infinity
+    written by an earlier version is left out (read as not set)."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=lambda _name: _NOT_FINITE)
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    return _drop_constants(value) if isinstance(value, dict) else {}
 
 
 def derive_title(text: str) -> str:
@@ -115,50 +141,25 @@ def derive_title(text: str) -> str:
     return ""
 
 
-CONVERSATION_COLUMNS = (
-    "c.id, c.title, c.created_at, c.updated_at, c.system_prompt, c.sampling, c.model, c.pinned, "
-    "c.trashed_at, c.current_leaf_id"
-)
-
-MESSAGE_COLUMNS = (
-    "m.id, m.conversation_id, m.parent_id, m.role, m.content, m.created_at, m.updated_at, "
-    "m.state, m.error, m.model_name, m.model_file, m.stats"
-)
+# Column names are the dataclass field names; a row's first columns come in this order.
+CONVERSATION_FIELDS = ("id", "title", "created_at", "updated_at", "system_prompt", "sampling",
+                        "model", "pinned", "trashed_at", "current_leaf_id")
+MESSAGE_FIELDS = ("id", "conversation_id", "parent_id", "role", "content", "created_at",
+                   "updated_at", "state", "error", "model_name", "model_file", "stats")
+CONVERSATION_COLUMNS = ", ".join(f"c.{name}" for name in CONVERSATION_FIELDS)
+MESSAGE_COLUMNS = ", ".join(f"m.{name}" for name in MESSAGE_FIELDS)
 
 
 def conversation_from_row(row: Any, message_count: int = 0) -> Conversation:
-    return Conversation(
-        id=row[0],
-        title=row[1],
-        created_at=row[2],
-        updated_at=row[3],
-        system_prompt=row[4],
-        sampling=loads_dict(row[5]),
-        model=row[6],
-        pinned=bool(row[7]),
-        trashed_at=row[8],
-        current_leaf_id=row[9],
-        message_count=message_count,
-    )
+    values = dict(zip(CONVERSATION_FIELDS, row, strict=False))
+    values.update(sampling=loads_dict(values["sampling"]), pinned=bool(values["pinned"]))
+    return Conversation(**values, message_count=message_count)
 
 
 def message_from_row(row: Any, sibling_index: int = 0, sibling_count: int = 1) -> StoredMessage:
-    return StoredMessage(
-        id=row[0],
-        conversation_id=row[1],
-        parent_id=row[2],
-        role=row[3],
-        content=row[4],
-        created_at=row[5],
-        updated_at=row[6],
-        state=row[7],
-        error=row[8],
-        model_name=row[9],
-        model_file=row[10],
-        stats=loads_dict(row[11]),
-        sibling_index=sibling_index,
-        sibling_count=sibling_count,
-    )
+    values = dict(zip(MESSAGE_FIELDS, row, strict=False))
+    values["stats"] = loads_dict(values["stats"])
+    return StoredMessage(**values, sibling_index=sibling_index, sibling_count=sibling_count)
 
 
 def heading_parts(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -113,21 +114,41 @@ def newer_message(path: Path, version: int) -> str:
 
 
 def inspect(path: Path) -> int:
-    """The schema version of an existing file, read without changing it. Refuses newer files."""
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise StoreError(f"Cannot open the conversations database {path}: {err}.") from err
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError as err:
+    """The schema version of an existing file, read without changing it. Refuses newer files.
+
+    A file that is not SQLite is refused (move it aside); a damaged one is named as damaged
+    (repair it); one that only the environment keeps from being read (a read-only folder
+    around a WAL database) is read as immutable instead of being called corrupt.
+    """
+    from app.store.base import SQLITE_CORRUPT, damaged_message, result_code
+
+    uri = path.resolve().as_uri()
+    version, tables, failure = 0, set(), None
+    for query in ("?mode=ro", "?immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{uri}{query}", uri=True)
+        except sqlite3.Error as err:
+            raise StoreError(f"Cannot open the conversations database {path}: {err}.") from err
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            failure = None
+            break
+        except sqlite3.DatabaseError as err:
+            failure = err
+        finally:
+            conn.close()
+    if failure is not None:
+        code = result_code(failure)
+        if code == SQLITE_CORRUPT:
+            raise StoreError(damaged_message(path, failure)) from failure
+        if isinstance(failure, sqlite3.OperationalError) and code is not None:
+            raise StoreError(f"Cannot read the conversations database {path}: {failure}; "
+                             "check the permissions of the file and its folder.") from failure
         raise StoreError(
-            f"{path} is not a readable Llama Desk conversations database ({err}). "
+            f"{path} is not a readable Llama Desk conversations database ({failure}). "
             "Move it aside to start a fresh one."
-        ) from err
-    finally:
-        conn.close()
+        ) from failure
     if version > LATEST:
         raise StoreError(newer_message(path, version))
     if version == 0 and tables:
@@ -148,17 +169,70 @@ def backup_path(path: Path, version: int) -> Path:
     return candidate
 
 
+PARTIAL = ".partial"  # a backup being written; renamed to its final name once complete
+
+
+def fingerprint(conn: sqlite3.Connection) -> tuple[object, ...]:
+    """What a backup must match to stand for the database (columns every schema version has)."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM conversations), (SELECT max(id) FROM conversations),"
+        " (SELECT total(updated_at) FROM conversations), (SELECT count(*) FROM messages),"
+        " (SELECT max(id) FROM messages)"
+    ).fetchone()
+    return (*row, current_version(conn))
+
+
+def reusable_backup(conn: sqlite3.Connection, path: Path, version: int) -> Path | None:
+    """A complete backup of this very content from an earlier, interrupted upgrade, if any.
+
+    Half-written backups (``.partial``) left by a run that was killed are removed.
+    """
+    wanted = None
+    for old in sorted(path.parent.glob(f"{path.name}.v{version}-backup-*")):
+        if old.name.endswith(PARTIAL):
+            old.unlink(missing_ok=True)
+            continue
+        if old.name.endswith(("-wal", "-shm", "-journal")):
+            continue
+        try:
+            backup = sqlite3.connect(f"{old.resolve().as_uri()}?immutable=1", uri=True)
+            try:
+                found = fingerprint(backup)
+            finally:
+                backup.close()
+        except sqlite3.Error:
+            continue
+        wanted = wanted or fingerprint(conn)
+        if found == wanted:
+            return old
+    return None
+
+
 def make_backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
-    """Copy the database (WAL content included) to a timestamped file beside it."""
+    """Copy the database (WAL content included) to a timestamped file beside it.
+
+    The copy is written under a ``.partial`` name and renamed when complete, so a kill during
+    the copy never leaves something that looks like a backup; a complete backup of the same
+    content left by an interrupted upgrade is reused instead of copying again.
+    """
+    from app import fileio
+
+    found = reusable_backup(conn, path, version)
+    if found is not None:
+        log.info("reusing the complete backup %s", found)
+        return found
     target = backup_path(path, version)
+    partial = target.with_name(target.name + PARTIAL)
     try:
-        dest = sqlite3.connect(target)
+        fileio.create_private(partial)
+        dest = sqlite3.connect(partial)
         try:
             conn.backup(dest)
         finally:
             dest.close()
-    except sqlite3.Error as err:
-        target.unlink(missing_ok=True)
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as err:
+        partial.unlink(missing_ok=True)
         raise StoreError(
             f"Could not back up {path} before upgrading it ({err}); nothing was changed. "
             "Check free disk space and permissions."

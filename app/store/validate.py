@@ -13,7 +13,7 @@ VERSION = 1
 
 MAX_CONVERSATIONS = 100_000
 MAX_MESSAGES = 1_000_000  # in one file
-MAX_TEXT = 4_000_000  # characters in one message or system prompt
+MAX_TEXT = 16_000_000  # characters in one message or system prompt (the store keeps to it too)
 MAX_SHORT = 4_096  # title, model names, error text
 MAX_STATS = 64
 MAX_TIME = 1e11  # seconds since the epoch (year ~5138)
@@ -86,14 +86,27 @@ def _scalars(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _sampling(value: Any, where: str) -> dict[str, Any]:
+def sampling_problem(values: Any) -> str | None:
+    """Why ``values`` are not valid conversation sampling settings (None when they are).
+
+    The store refuses to keep what an import would refuse, so that every export imports again.
+    """
     from app.engine.types import Sampling
 
-    values = _scalars(value, where)
+    if not isinstance(values, dict):
+        return f"must be an object, got {type(values).__name__}"
     try:
         Sampling.from_dict(values)
     except (SettingsError, TypeError) as err:
-        raise _fail(where, str(err).rstrip(".")) from err
+        return str(err).rstrip(".")
+    return None
+
+
+def _sampling(value: Any, where: str) -> dict[str, Any]:
+    values = _scalars(value, where)
+    problem = sampling_problem(values)
+    if problem:
+        raise _fail(where, problem)
     return values
 
 

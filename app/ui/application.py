@@ -98,6 +98,13 @@ def run_app(argv: list[str] | None = None) -> int:
     """Open the window and run until it closes; returns the exit status."""
     global _window
     started = time.perf_counter()
+    if QApplication.instance() is None:
+        from app.ui.platform_check import check_display
+
+        problem = check_display()
+        if problem:  # Qt would abort with "Could not load the Qt platform plugin xcb"
+            print(problem, file=sys.stderr)
+            return 1
     app = create_app(argv)
     from app.ui.tasks import funnel
 
@@ -113,7 +120,6 @@ def run_app(argv: list[str] | None = None) -> int:
             QMessageBox.critical(None, APP_NAME, str(err))
             return 1
         _window = window
-        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: apply_theme(app))
         window.show()
         if os.environ.get(SHOWN_ENV):
             QTimer.singleShot(0, lambda: _report_shown(started, window))

@@ -7,11 +7,21 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.ui.rich_text import icon_button
+
+# (background, text, border) in the light and the dark theme
 STYLES = {
-    "error": "background-color:#fdecea; color:#611a15; border:1px solid #f5c6cb;",
-    "warning": "background-color:#fff4e5; color:#663c00; border:1px solid #ffd8a8;",
-    "info": "background-color:#e8f1fd; color:#0b3a75; border:1px solid #b6d4fe;",
+    "error": (("#fdecea", "#611a15", "#f5c6cb"), ("#3b1f1f", "#ffb4ab", "#6e2f2b")),
+    "warning": (("#fff4e5", "#663c00", "#ffd8a8"), ("#3a2e12", "#f2cc60", "#6b5420")),
+    "info": (("#e8f1fd", "#0b3a75", "#b6d4fe"), ("#1d2a3d", "#a8c7fa", "#2f4a6e")),
 }
+
+
+def banner_style(kind: str) -> str:
+    from app.ui.theme import is_dark
+
+    background, text, border = STYLES.get(kind, STYLES["info"])[1 if is_dark() else 0]
+    return f"background-color:{background}; color:{text}; border:1px solid {border};"
 
 
 class Banner(QFrame):
@@ -25,22 +35,18 @@ class Banner(QFrame):
         self.key = key
         self.kind = kind
         self.setObjectName(f"banner-{kind}")
-        self.setStyleSheet(f"QFrame#{self.objectName()} {{ {STYLES.get(kind, STYLES['info'])}"
-                           " border-radius:4px; }")
+        self.setStyleSheet(f"QFrame#{self.objectName()} {{ {banner_style(kind)}"
+                           " border-radius:8px; } QPushButton { padding: 3px 10px; }")
         self.label = QLabel(text, self)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setStyleSheet("border:none; background:transparent;")
         row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 6, 6)
+        row.setContentsMargins(12, 6, 6, 6)
         row.addWidget(self.label, 1)
         self._row = row
-        close = QPushButton("✕", self)
-        close.setFlat(True)
-        close.setAccessibleName("Dismiss")
-        close.setToolTip("Dismiss")
-        close.setMaximumWidth(28)
+        close = icon_button("close", "Dismiss", self, size=14)
         close.clicked.connect(self.dismiss)
         self._close = close
         row.addWidget(close)

@@ -1,13 +1,12 @@
-"""The window's chat logic: open, send, stream, stop, regenerate, edit and alternates."""
+"""The window's chat logic: open, send, stream, stop, regenerate, edit, alternates and the meter."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QInputDialog
-
+from app.chat.service import branch_cut
 from app.errors import UserError
 from app.ui.worker import ContextCount, ReplyDone
 
@@ -52,6 +51,9 @@ class ChatActions:
     model_info: ModelInfo | None
     model_state: str
 
+    if TYPE_CHECKING:  # defined by ModelActions
+        def show_model_state(self) -> None: ...
+
     def _init_chat_state(self) -> None:
         self.conv_id: int | None = None
         self.branch: list[StoredMessage] = []
@@ -59,27 +61,35 @@ class ChatActions:
         self.model_info = None
         self.model_state = "none"
         self.prompts: dict[int, tuple[str, int]] = {}
-        self.dropped: dict[int, int] = {}
         self._inspect_pending: int | None = None
         self.reply_conv: int | None = None  # the conversation the current reply goes to
-        self._sent_text = ""  # the message being sent, until it is stored (back on refusal)
         self._new_chat_pending = False  # the reply's conversation is being created
         self._live: StoredMessage | None = None  # the reply being streamed, wherever it goes
         self._live_text: list[str] = []  # its text so far, to show it again on coming back
+        self._progress: tuple[int, int] = (0, 0)  # the live reply's prompt reading
+        self.pending_system: str | None = None  # the next new chat's own settings (Settings)
+        self.pending_sampling: dict[str, Any] | None = None
 
     # -- conversations -------------------------------------------------------------------------
     def new_chat(self) -> None:
         self.show_conversation(None)
-        self.composer.edit.setFocus()
 
     def show_conversation(self, conv_id: int | None, message_id: int = 0) -> None:
+        if conv_id != self.conv_id:
+            self.pending_system = self.pending_sampling = None
+        try:
+            branch = self.store.current_branch(conv_id) if conv_id else []
+        except UserError as err:  # e.g. a damaged page of the database: say so, show nothing
+            self.banners.show_banner(str(err), "error", "store")
+            conv_id, branch = None, []
         self.conv_id = conv_id
-        self.branch = self.store.current_branch(conv_id) if conv_id else []
-        self.render_branch()
+        self.branch = branch
+        self.render_branch(around=message_id)
         self.sidebar.set_current(conv_id)
         if message_id:
-            self.chat.scrollToAnchor(f"m{message_id}")
+            self.chat.scroll_to_message(message_id)
         self.request_count()
+        self.composer.focus()  # typing goes on where the user is
 
     def open_conversation(self, conv_id: int, message_id: int = 0) -> None:
         try:
@@ -93,34 +103,46 @@ class ChatActions:
                 self.store.select_alternate(message_id)
         self.show_conversation(conv_id, message_id)
 
-    def render_branch(self) -> None:
+    def render_branch(self, around: int = 0) -> None:
         """Show ``branch``; a reply still streaming at its end goes on streaming."""
-        dropped = self.dropped.get(self.conv_id or 0, 0)
         live = self._live
-        if live is not None and self.branch and self.branch[-1].id == live.id:
-            self.chat.show_messages(self.branch[:-1], dropped)
+        streaming = live is not None and bool(self.branch) and self.branch[-1].id == live.id
+        shown = self.branch[:-1] if streaming else self.branch
+        cut, _dropped = branch_cut(shown)
+        self.chat.show_messages(shown, cut, around=around)
+        if streaming and live is not None:
             self.chat.begin_stream(live)
+            if self._progress[1]:
+                self.chat.show_progress(live.id, *self._progress)
             self.chat.append_chunk(live.id, "".join(self._live_text))
-        else:
-            self.chat.show_messages(self.branch, dropped)
 
     def load_conversation(self) -> Conversation | None:
         """The shown conversation's stored record (None for a new chat)."""
         return self.store.get_conversation(self.conv_id) if self.conv_id else None
 
+    def use_example(self, prompt: str) -> None:
+        """An example prompt of the welcome: sent at once when a model is ready."""
+        if self.model_state == "ready" and not self.generating:
+            self.send(prompt)
+        else:
+            self.composer.set_text(prompt)
+            self.composer.focus()
+
     # -- sending -------------------------------------------------------------------------------
     def send(self, text: str) -> None:
         """Send ``text`` through the chat service; it comes back stored (``on_user_stored``),
-        or refused with the text put back in the composer."""
+        or refused with the text still in the composer."""
         if self.generating or self.model_state != "ready":
-            self.composer.set_text(text)
+            self.composer.unsent()
             return
         self.banners.clear("reply")
-        self._sent_text = text
-        self._new_chat_pending = self.conv_id is None
+        new = self.conv_id is None
+        self._new_chat_pending = new
         self.reply_conv = self.conv_id
         self.set_generating(True)
-        self.host.send(self.conv_id, text)
+        self.state_label.setText("Preparing the prompt…")
+        self.host.send(self.conv_id, text, overrides=self.pending_sampling if new else None,
+                       system=self.pending_system if new else None)
 
     def set_generating(self, on: bool) -> None:
         self.generating = on
@@ -139,33 +161,62 @@ class ChatActions:
     def _end_reply(self) -> StoredMessage | None:
         """Forget the streaming reply; returns it (None if it never started)."""
         live, self._live, self._live_text = self._live, None, []
+        self._progress = (0, 0)
         self.reply_conv = None
-        self._sent_text = ""
         self._new_chat_pending = False
         self.set_generating(False)
+        self.show_model_state()
+        if self.window_active_input():
+            self.composer.focus()  # after Stop or the end of a reply, typing goes on
         return live
 
+    def window_active_input(self) -> bool:
+        """Whether the keyboard belongs to no other text field (then the composer takes it)."""
+        from PySide6.QtWidgets import QApplication, QLineEdit, QPlainTextEdit
+
+        focus = QApplication.focusWidget()
+        if focus is None or focus is self.composer.edit:
+            return True
+        return not isinstance(focus, QLineEdit | QPlainTextEdit) or not focus.isVisible()
+
     def on_user_stored(self, msg: StoredMessage) -> None:
-        self._sent_text = ""
+        self.composer.sent()
         self.reply_conv = msg.conversation_id
         if self._new_chat_pending and self.conv_id is None:
             self.conv_id = msg.conversation_id  # the new chat is still the one shown
+            if self.pending_sampling:
+                self.store.update_settings(msg.conversation_id, sampling=self.pending_sampling)
+            self.pending_system = self.pending_sampling = None
         self._new_chat_pending = False
         if msg.conversation_id == self.conv_id:
             self.branch.append(msg)
             self.chat.append_message(msg)
-        self.sidebar.refresh()
+        self.sidebar.refresh()  # the conversation moves to the top at once
         self.sidebar.set_current(self.conv_id)
 
     def on_reply_started(self, msg: StoredMessage) -> None:
         self._live, self._live_text = msg, []
+        self._progress = (0, 0)
         self.reply_conv = msg.conversation_id
+        self.state_label.setText("Reading the conversation…")
         if msg.conversation_id == self.conv_id:
             self.branch.append(msg)
             self.chat.begin_stream(msg)
 
+    def on_prompt_progress(self, message_id: int, read: int, total: int) -> None:
+        if self._live is None or self._live.id != message_id:
+            return
+        self._progress = (read, total)
+        if read < total:
+            self.state_label.setText(f"Reading the conversation: {read:,} / {total:,} tokens")
+        else:
+            self.state_label.setText("Writing the reply…")
+        self.chat.show_progress(message_id, read, total)
+
     def on_chunk(self, message_id: int, text: str) -> None:
         if self._live is not None and self._live.id == message_id:
+            if not self._live_text:
+                self.state_label.setText("Writing the reply… (Esc stops)")
             self._live_text.append(text)
         self.chat.append_chunk(message_id, text)
 
@@ -176,29 +227,31 @@ class ChatActions:
         self.prompts[msg.id] = (done.prompt_text, done.prompt_tokens)
         streamed_here = self.chat.live_id == msg.id
         self._end_reply()
-        before = self.dropped.get(msg.conversation_id, 0)
-        self.dropped[msg.conversation_id] = done.dropped_messages
         if done.result.finish_reason == "error":
             self.banners.show_banner(
                 f"The reply failed: {done.result.error or msg.error}. Try again, or choose a "
                 "smaller context size or model in Settings.", "error", "reply")
         if msg.conversation_id == self.conv_id:
-            self.branch = self.store.current_branch(msg.conversation_id)
-            if msg.sibling_count > 1 or before != done.dropped_messages or not streamed_here:
+            before = branch_cut(self.branch[:-1] if streamed_here else self.branch)[0]
+            if streamed_here and msg.sibling_count == 1 and self.branch \
+                    and self.branch[-1].id == msg.id:
+                self.branch[-1] = msg  # the branch is known: no need to read it all again
+            else:
+                self.branch = self.store.current_branch(msg.conversation_id)
+            if msg.sibling_count > 1 or branch_cut(self.branch)[0] != before or not streamed_here:
                 self.render_branch()  # alternates' counters or the context marker changed
             else:
                 self.chat.end_stream(msg)
-            self.sidebar.refresh()
             self.request_count()
+        self.sidebar.refresh()
+        self.sidebar.set_current(self.conv_id)
         self.reply_done.emit(done)
 
     def on_request_failed(self, _request_id: int, message: str) -> None:
         if self.store.closed:
             return
-        unsent = self._sent_text
+        self.composer.unsent()  # refused before it was stored: the text is still there
         live = self._end_reply()
-        if unsent and not self.composer.text():
-            self.composer.set_text(unsent)  # refused before it was stored: nothing is lost
         if message:
             self.banners.show_banner(message, "error", "reply")
         if self.conv_id:
@@ -207,6 +260,7 @@ class ChatActions:
                 self.render_branch()  # the reply ended without being stored as finished
             elif live is None:
                 self.render_branch()
+        self.request_count()
         self.request_done.emit()
 
     # -- chat view actions ---------------------------------------------------------------------
@@ -239,21 +293,21 @@ class ChatActions:
         self.host.regenerate(message_id)
 
     def edit_message(self, message_id: int, new_text: str | None = None) -> None:
-        """A new branch from user message ``message_id`` with ``new_text``, answered."""
+        """A new branch from user message ``message_id`` with ``new_text``, answered; without
+        ``new_text`` the message opens for editing in place."""
+        if new_text is None:
+            self.chat.start_edit(message_id)
+            return
         if self.generating:
+            self.banners.show_banner("A reply is being written: stop it (the Stop button) or let "
+                                     "it finish, then send the edit again.", "info", "edit",
+                                     timeout_ms=8000)
             return
         if self.model_state != "ready":
             self.banners.show_banner("Load a model first: an edited message is answered at once.",
                                      "info", "edit", timeout_ms=8000)
             return
         msg = self.store.get_message(message_id)
-        if new_text is None:
-            new_text, ok = QInputDialog.getMultiLineText(
-                self, "Edit message",  # type: ignore[arg-type]
-                "A new branch starts from the edited message:", msg.content,
-            )
-            if not ok:
-                return
         if not new_text.strip() or new_text == msg.content:
             return
         index = next((i for i, m in enumerate(self.branch) if m.id == message_id), len(self.branch))
@@ -300,6 +354,13 @@ class ChatActions:
                 return
 
     # -- context meter -------------------------------------------------------------------------
+    def meter_counting(self) -> None:
+        """The meter while its count waits behind a reply elsewhere: never a stale number."""
+        n_ctx = self.model_info.n_ctx if self.model_info else 0
+        self.meter.setText(f"counting… / {n_ctx:,} tokens")
+        self.meter.setToolTip("Counted when the model is free (it is writing a reply).")
+        self.meter.setStyleSheet("")
+
     def request_count(self) -> None:
         if self.model_state != "ready":
             self.meter.setText("")
@@ -307,21 +368,26 @@ class ChatActions:
         n_ctx = self.model_info.n_ctx if self.model_info else 0
         if not self.branch:
             self.meter.setText(f"0 / {n_ctx:,} tokens")
+            self.meter.setToolTip("")
+            self.meter.setStyleSheet("")
             return
+        if self.generating and self.reply_conv != self.conv_id:
+            self.meter_counting()
         self.host.count(self.conv_id)
 
     def on_counted(self, count: ContextCount) -> None:
-        if count.conversation_id != self.conv_id:
+        if count.conversation_id != self.conv_id or self.model_state != "ready":
             return
-        if count.tokens < 0:
-            self.meter.setText(f"? / {count.n_ctx:,} tokens")
+        if count.tokens < 0:  # cannot be counted: say so, and why, instead of "?"
+            self.meter.setText(f"{count.n_ctx:,}-token context")
             self.meter.setToolTip(count.error)
+            self.meter.setStyleSheet("color:#c0392b;")
             return
         self.meter.setText(f"{count.tokens:,} / {count.n_ctx:,} tokens")
-        self.meter.setToolTip("")
-        over = count.tokens > count.n_ctx
-        self.meter.setStyleSheet("color:#c0392b;" if over else "")
-        if count.dropped_messages != self.dropped.get(count.conversation_id or 0, 0) \
-                and not self.generating:
-            self.dropped[count.conversation_id or 0] = count.dropped_messages
-            self.render_branch()
+        tip = "Tokens the next message's prompt takes (before your new text)."
+        if count.dropped_messages:
+            tip += (f" {count.dropped_messages:,} earlier messages no longer fit and are "
+                    "left out of it.")
+        self.meter.setToolTip(tip)
+        full = count.tokens > count.n_ctx * 0.9
+        self.meter.setStyleSheet("color:#b9770e;" if full else "")

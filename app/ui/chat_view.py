@@ -1,111 +1,173 @@
-"""The chat transcript: one QTextBrowser document, Markdown per message, append-only streaming."""
+"""The conversation: message widgets in a centred column of readable width, streamed by appending.
+
+Only the newest messages are built when a conversation opens (older ones come in pages as the
+reader scrolls up), a streamed reply appends settled paragraphs to its own widget and redraws
+only its unfinished tail, at most ~30 times a second: nothing is rebuilt per token.
+"""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor
-from PySide6.QtWidgets import QTextBrowser, QWidget
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.store.models import STATE_LABELS as STORE_STATE_LABELS
 from app.store.models import StoredMessage
-from app.ui.markdown import ACTION_SCHEME, SAFE_LINK, render_markdown, render_plain, settled_length
+from app.ui.chat_stream import Streaming
+from app.ui.markdown import (
+    ACTION_SCHEME,
+    SAFE_LINK,
+    Segment,
+    render_segments,
+)
+from app.ui.message_widget import MessageWidget, cut_marker
+from app.ui.welcome import Welcome
 
-RENDER_INTERVAL_MS = 33  # the streaming message is re-rendered at most ~30 times a second
-LIVE_TAIL_MARKDOWN = 4000  # a longer unsettled tail streams as plain text until it settles
-# The store's states, in the window's (shorter) words.
-STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
-
-
-def footer_html(msg: StoredMessage) -> str:
-    """Actions and stats under a message."""
-    mid = msg.id
-    links = [f'<a href="{ACTION_SCHEME}:copy/{mid}">Copy</a>']
-    if msg.role == "assistant":
-        links.append(f'<a href="{ACTION_SCHEME}:regen/{mid}">Regenerate</a>')
-        links.append(f'<a href="{ACTION_SCHEME}:prompt/{mid}">Prompt</a>')
-    else:
-        links.append(f'<a href="{ACTION_SCHEME}:edit/{mid}">Edit</a>')
-    if msg.sibling_count > 1:
-        links.append(
-            f'<a href="{ACTION_SCHEME}:prev/{mid}">‹</a> {msg.sibling_index + 1}/{msg.sibling_count}'
-            f' <a href="{ACTION_SCHEME}:next/{mid}">›</a>'
-        )
-    parts: list[str] = []
-    if msg.role == "assistant":
-        stats = msg.stats or {}
-        if msg.model_name:
-            parts.append(html.escape(msg.model_name))
-        if stats.get("tokens_per_s"):
-            parts.append(f"{stats['tokens_per_s']:.1f} tok/s")
-        if stats.get("ttft_s"):
-            parts.append(f"first token {stats['ttft_s'] * 1000:.0f} ms")
-        if "generated_tokens" in stats:
-            parts.append(f"{stats['generated_tokens']:,} tokens")
-    label = STATE_LABELS.get(msg.state)
-    if label:
-        parts.append(f'<b style="color:#c0392b;">{label}</b>')
-    if msg.error:
-        parts.append(f'<span style="color:#c0392b;">{html.escape(msg.error)}</span>')
-    stats_html = " · ".join(parts)
-    sep = " &nbsp;|&nbsp; " if stats_html else ""
-    return (
-        f'<p style="margin-top:2px;margin-bottom:14px;"><small><span style="color:gray;">'
-        f'{stats_html}</span>{sep}{" · ".join(links)}</small></p>'
-    )
+FIRST_PAGE = 16  # messages built when a conversation opens (the screen holds fewer)
+PAGE = 24  # earlier messages built at a time as the reader scrolls up
+FILL_CHECK_MS = 30  # after building, whether the view can scroll yet (layout comes first)
+COLUMN_CHARS = 80  # the text column holds about this many characters
+BOTTOM_SLACK = 24  # pixels from the end that still count as "at the bottom"
 
 
-def header_html(role: str, message_id: int = 0) -> str:
-    who = "You" if role == "user" else "Assistant"
-    color = "#2d6cdf" if role == "user" else "#16a085"
-    return (f'<p style="margin-top:8px;margin-bottom:2px;"><a name="m{message_id}"></a>'
-            f'<b style="color:{color};">{who}</b></p>')
+class ChatView(Streaming, QScrollArea):
+    """Shows a branch of messages; streams one reply at its end."""
 
-
-def dropped_marker_html(count: int) -> str:
-    noun = "message" if count == 1 else "messages"
-    return (
-        '<p style="margin-top:8px;margin-bottom:8px;" align="center"><small>'
-        f'<span style="color:#b9770e;">⋯ {count} earlier {noun} no longer fit the model\'s '
-        "context and are not part of its prompt ⋯</span></small></p>"
-    )
-
-
-class ChatView(QTextBrowser):
-    """Renders a branch of messages; streams one reply at the end of the document."""
-
-    action = Signal(str, int, int)  # kind, message id, argument (regen/edit/prompt/prev/next)
+    action = Signal(str, int, int)  # kind, message id, argument (regen/prompt/prev/next)
+    edit_requested = Signal(int, str)  # user message id, new text (edited in place)
+    example_chosen = Signal(str)
+    anchorClicked = Signal(QUrl)  # a link in any message
+    link_failed = Signal(str)  # a web link no browser could open
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("chatView")
         self.setAccessibleName("Conversation")
-        self.setOpenLinks(False)
-        self.setOpenExternalLinks(False)
-        self.setUndoRedoEnabled(False)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        host = QWidget(self)
+        host.setObjectName("chatColumnHost")
+        row = QHBoxLayout(host)
+        row.setContentsMargins(20, 12, 20, 20)
+        self.column = QWidget(host)
+        self.column.setObjectName("chatColumn")
+        row.addStretch(1)
+        row.addWidget(self.column, 100)
+        row.addStretch(1)
+        self._layout = QVBoxLayout(self.column)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(10)
+        self.earlier = QPushButton("Show earlier messages", self.column)
+        self.earlier.setFlat(True)
+        self.earlier.clicked.connect(self.show_earlier)
+        self.earlier.hide()
+        self.welcome = Welcome(self.column)
+        self.welcome.example_chosen.connect(self.example_chosen)
+        self.welcome.hide()
+        self._layout.addWidget(self.earlier)
+        self._layout.addWidget(self.welcome)
+        self._layout.addStretch(1)
+        self.setWidget(host)
         self.anchorClicked.connect(self._on_anchor)
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range)
+        bar.actionTriggered.connect(self._on_user_scroll)
+        bar.valueChanged.connect(self._on_value)
+        self._user_scroll = False  # the next value change comes from the reader
+
         self.dark = False
+        self.branch: list[StoredMessage] = []
         self.messages: dict[int, StoredMessage] = {}
+        self.widgets: dict[int, MessageWidget] = {}
         self.code_blocks: dict[int, list[str]] = {}
-        self._cache: dict[tuple[int, float, bool], tuple[str, list[str]]] = {}
-        self._live_id: int | None = None
-        self._live_text: list[str] = []
-        self._live_settled = 0  # characters of the live text rendered for good
-        self._tail_start = 0  # document position where the unsettled tail begins
-        self._body_start = 0  # document position where the live message's body begins
-        self._tail_plain = 0  # characters of the tail shown as plain text (a long paragraph)
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(RENDER_INTERVAL_MS)
-        self._render_timer.timeout.connect(self._render_live)
-        self.render_count = 0
+        self._items: list[QWidget] = []  # message widgets and the cut marker, in order
+        self._first = 0  # index in ``branch`` of the first message built
+        self._cut = 0
+        self._marker: QWidget | None = None
+        self._newest: int | None = None  # the message whose buttons show without hovering
+        self._hold: tuple[str, Any] | None = ("bottom", 0)  # what scrolling keeps in view
+        self._scrolling = False  # the view itself is moving the scroll bar
+        self._cache: dict[tuple[int, float, bool], tuple[list[Segment], list[str]]] = {}
+        self._init_streaming()
+        self.fit_column()
 
-    # -- safety: nothing is ever fetched -------------------------------------------------------
-    def loadResource(self, kind: int, name: QUrl | str) -> Any:
-        return QByteArray()  # remote or local images and style sheets are never loaded
+    # -- geometry ------------------------------------------------------------------------------
+    def fit_column(self) -> None:
+        """Cap the text column at about COLUMN_CHARS characters of the current font."""
+        width = QFontMetrics(self.font()).averageCharWidth() * COLUMN_CHARS
+        self.column.setMaximumWidth(max(480, width + 40))
 
+    # -- scrolling: stay at the bottom, or keep what the reader looks at ------------------------
+    def _set_scroll(self, value: int) -> None:
+        self._scrolling = True
+        try:
+            self.verticalScrollBar().setValue(value)
+        finally:
+            self._scrolling = False
+
+    def _apply_hold(self) -> None:
+        bar = self.verticalScrollBar()
+        if self._hold is None:
+            return
+        kind, what = self._hold
+        if kind == "bottom":
+            self._set_scroll(bar.maximum() - int(what))
+        elif kind == "widget" and isinstance(what, QWidget):
+            top = what.mapTo(self.column, what.rect().topLeft()).y() + self.column.y()
+            self._set_scroll(max(0, top - 12))
+
+    def _on_range(self, _low: int, high: int) -> None:
+        self._apply_hold()
+        if high == 0 and self._first > 0:
+            QTimer.singleShot(FILL_CHECK_MS, self, self._fill_view)
+
+    def _fill_view(self) -> None:
+        """Too little to scroll up to (short messages): build the previous page at once."""
+        if self.verticalScrollBar().maximum() == 0 and self._first > 0:
+            self.show_earlier()
+
+    def _on_user_scroll(self, _action: int) -> None:
+        """Wheel, keys, scroll bar: the reader moves (layout changes never count as that)."""
+        self._user_scroll = True
+
+    def _on_value(self, value: int) -> None:
+        if self._scrolling or not self._user_scroll:
+            return
+        self._user_scroll = False
+        bar = self.verticalScrollBar()
+        self._hold = ("bottom", 0) if value >= bar.maximum() - BOTTOM_SLACK else None
+        if value == 0 and self._first > 0:
+            self.show_earlier()
+
+    def scroll_to_bottom(self) -> None:
+        self._hold = ("bottom", 0)
+        self._apply_hold()
+
+    def at_bottom(self) -> bool:
+        bar = self.verticalScrollBar()
+        return bar.value() >= bar.maximum() - BOTTOM_SLACK
+
+    def scroll_to_message(self, message_id: int) -> None:
+        """Bring message ``message_id`` to the top of the view (a search hit)."""
+        if message_id not in self.widgets:
+            index = next((i for i, m in enumerate(self.branch) if m.id == message_id), None)
+            if index is None:
+                return
+            self._build_from(max(0, index - 2))
+        self._hold = ("widget", self.widgets[message_id])
+        QTimer.singleShot(0, self, self._apply_hold)
+
+    # -- links ---------------------------------------------------------------------------------
     def _on_anchor(self, url: QUrl) -> None:
         text = url.toString()
         if text.startswith(ACTION_SCHEME + ":"):
@@ -121,8 +183,10 @@ class ChatView(QTextBrowser):
                     QGuiApplication.clipboard().setText(blocks[arg])
             else:
                 self.action.emit(kind, mid, arg)
-        elif SAFE_LINK.match(text):
-            QDesktopServices.openUrl(url)  # only when clicked, in the system browser
+        elif SAFE_LINK.match(text) and not QDesktopServices.openUrl(url):
+            # opened only when clicked, in the system browser; none there: say so
+            QGuiApplication.clipboard().setText(text)
+            self.link_failed.emit(text)
 
     def copy_message(self, message_id: int) -> None:
         msg = self.messages.get(message_id)
@@ -130,172 +194,142 @@ class ChatView(QTextBrowser):
             QGuiApplication.clipboard().setText(msg.content)
 
     # -- whole conversation --------------------------------------------------------------------
-    def _message_html(self, msg: StoredMessage) -> str:
-        return header_html(msg.role, msg.id) + self._body_html(msg)
+    def _segments(self, msg: StoredMessage) -> list[Segment]:
+        key = (msg.id, msg.updated_at, self.dark)
+        cached = self._cache.get(key)
+        if cached is None:
+            segments = render_segments(msg.content, msg.id, self.dark)
+            cached = (segments, [s.code for s in segments if not isinstance(s, str)])
+            if len(self._cache) > 2000:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached[0]
 
-    def _body_html(self, msg: StoredMessage) -> str:
-        blocks: list[str]
-        if msg.role == "user":
-            body, blocks = render_plain(msg.content), []
-        else:
-            key = (msg.id, msg.updated_at, self.dark)
-            cached = self._cache.get(key)
-            if cached is None:
-                rendered = render_markdown(msg.content, msg.id, self.dark)
-                cached = (rendered.html, rendered.code_blocks)
-                if len(self._cache) > 2000:
-                    self._cache.clear()
-                self._cache[key] = cached
-            body, blocks = cached
-        self.code_blocks[msg.id] = blocks
-        return body + footer_html(msg)
+    def _make(self, msg: StoredMessage) -> MessageWidget:
+        widget = MessageWidget(msg, self.column)
+        if msg.role == "assistant":
+            segments = self._segments(msg)
+            widget.body.set_segments(segments)
+            self.code_blocks[msg.id] = [s.code for s in segments if not isinstance(s, str)]
+        widget.action.connect(self.action)
+        widget.edit_submitted.connect(self.edit_requested)
+        widget.link.connect(self.anchorClicked)
+        self.widgets[msg.id] = widget
+        return widget
 
-    def show_messages(self, messages: list[StoredMessage], dropped: int = 0) -> None:
-        """Render a branch (on opening a conversation or after edits, never per token)."""
+    def _clear(self) -> None:
+        for item in self._items:
+            self._layout.removeWidget(item)
+            item.hide()
+            item.deleteLater()
+        self._items = []
+        self.widgets = {}
+        self._marker = None
+        self._newest = None
+
+    def show_messages(self, messages: list[StoredMessage], dropped: int = 0,
+                      around: int = 0) -> None:
+        """Show a branch (on opening a conversation or after edits, never per token).
+
+        ``dropped``: the index of the first message the latest prompt kept (0: all were kept);
+        a marker is drawn there. ``around``: a message id to build the branch from.
+        """
         self._stop_live()
+        self.branch = list(messages)
         self.messages = {m.id: m for m in messages}
         self.code_blocks = {}
-        parts = []
-        for index, msg in enumerate(messages):
-            if dropped and index == dropped:
-                parts.append(dropped_marker_html(dropped))
-            parts.append(self._message_html(msg))
-        self.setHtml("".join(parts))
-        self.scroll_to_bottom()
+        self._cut = dropped
+        start = max(0, len(messages) - FIRST_PAGE)
+        if around:
+            index = next((i for i, m in enumerate(messages) if m.id == around), None)
+            if index is not None:
+                start = min(start, max(0, index - 2))
+        self._hold = ("bottom", 0)
+        self._clear()
+        self._build_from(start)
+        self.welcome.setVisible(not messages)
 
-    def scroll_to_bottom(self) -> None:
+    def _build_from(self, start: int) -> None:
+        """Build messages ``branch[start:_first]`` (all of them the first time) at the top."""
+        end = self._first if self._items else len(self.branch)
+        widgets: list[QWidget] = []
+        for index in range(start, end):
+            if self._cut and index == self._cut:
+                self._marker = cut_marker(self._cut_count(), self.column)
+                widgets.append(self._marker)
+            widgets.append(self._make(self.branch[index]))
+        for offset, widget in enumerate(widgets):
+            self._layout.insertWidget(1 + offset, widget)
+            widget.show()  # now, not queued: the layout and the scroll range follow at once
+        self._items[0:0] = widgets
+        self._first = start
+        if start > 0:
+            QTimer.singleShot(FILL_CHECK_MS, self, self._fill_view)  # once laid out
+        self._mark_newest()
+        remaining = start
+        self.earlier.setVisible(remaining > 0)
+        self.earlier.setText(f"Show {remaining:,} earlier message{'s' if remaining != 1 else ''}")
+
+    def _cut_count(self) -> int:
+        from app.chat.service import branch_cut
+
+        return branch_cut(self.branch)[1] or self._cut
+
+    def show_earlier(self) -> None:
+        """Build the previous page of messages above, keeping the reader's place."""
+        if self._first <= 0:
+            return
         bar = self.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        self._hold = ("bottom", bar.maximum() - bar.value())
+        self._build_from(max(0, self._first - PAGE))
 
-    def at_bottom(self) -> bool:
-        bar = self.verticalScrollBar()
-        return bar.value() >= bar.maximum() - 8
-
-    def _end_cursor(self) -> QTextCursor:
-        """A cursor at the end of the document, on a fresh block when there is text."""
-        cursor = QTextCursor(self.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        if not cursor.atStart():
-            cursor.insertBlock()
-        return cursor
+    def _mark_newest(self) -> None:
+        """The newest message shows its buttons without hovering (the others on hover)."""
+        last = self.branch[-1].id if self.branch else None
+        if self._newest is not None and self._newest != last:
+            previous = self.widgets.get(self._newest)
+            if previous is not None:
+                previous.set_keep_actions(False)
+        if last in self.widgets:
+            self.widgets[last].set_keep_actions(True)
+        self._newest = last
 
     def append_message(self, msg: StoredMessage) -> None:
-        """Add one finished message at the end (the user's, as soon as it is sent)."""
-        follow = self.at_bottom()
+        """Add one finished message at the end (the user's, as soon as it is stored)."""
+        self.welcome.hide()
+        self.branch.append(msg)
         self.messages[msg.id] = msg
-        self._end_cursor().insertHtml(self._message_html(msg))
-        if follow:
-            self.scroll_to_bottom()
+        widget = self._make(msg)
+        self._layout.insertWidget(1 + len(self._items), widget)
+        widget.show()
+        self._items.append(widget)
+        self._mark_newest()
+        self.scroll_to_bottom()  # what was just sent is shown
 
-    # -- streaming -----------------------------------------------------------------------------
-    @property
-    def live_id(self) -> int | None:
-        return self._live_id
+    def message_widget(self, message_id: int) -> MessageWidget | None:
+        return self.widgets.get(message_id)
 
-    def begin_stream(self, msg: StoredMessage) -> None:
-        """Start the streaming message at the end of the document."""
-        self._stop_live()
-        follow = self.at_bottom()
+    def start_edit(self, message_id: int) -> bool:
+        widget = self.widgets.get(message_id)
+        if widget is None:
+            return False
+        widget.start_edit()
+        return True
+
+    def toPlainText(self) -> str:
+        """Everything shown, as plain text (the welcome, or the messages)."""
+        if self.welcome.isVisibleTo(self) and not self.branch:
+            return self.welcome.text()
+        out = []
+        for item in self._items:
+            out.append(item.text() if isinstance(item, MessageWidget) else getattr(
+                item, "text", lambda: "")())
+        return "\n\n".join(out)
+
+    def update_message(self, msg: StoredMessage) -> None:
+        """New stats or alternates for a shown message (its text unchanged)."""
         self.messages[msg.id] = msg
-        cursor = self._end_cursor()
-        cursor.insertHtml(header_html("assistant", msg.id))
-        cursor.insertBlock()
-        self._tail_start = self._body_start = cursor.position()
-        self._live_id = msg.id
-        self.code_blocks[msg.id] = []
-        self._live_text = []
-        self._live_settled = 0
-        self._tail_plain = 0
-        if follow:
-            self.scroll_to_bottom()
-
-    def append_chunk(self, message_id: int, text: str) -> None:
-        """Queue streamed text; the document is updated on the render timer."""
-        if message_id != self._live_id or not text:
-            return
-        self._live_text.append(text)
-        if not self._render_timer.isActive():
-            self._render_timer.start()
-
-    def live_text(self) -> str:
-        if len(self._live_text) > 1:
-            self._live_text = ["".join(self._live_text)]
-        return self._live_text[0] if self._live_text else ""
-
-    def _render_live(self) -> None:
-        """Render newly settled paragraphs once; redraw (or just extend) the unsettled tail."""
-        if self._live_id is None:
-            return
-        self.render_count += 1
-        follow = self.at_bottom()
-        text = self.live_text()
-        settled = settled_length(text)
-        cursor = QTextCursor(self.document())
-        if settled > self._live_settled:
-            self._clear_tail(cursor)
-            piece = text[self._live_settled:settled]
-            blocks = self.code_blocks.setdefault(self._live_id, [])
-            rendered = render_markdown(piece, self._live_id, self.dark, len(blocks))
-            blocks.extend(rendered.code_blocks)
-            cursor.insertHtml(rendered.html)
-            cursor.insertBlock()
-            self._live_settled = settled
-            self._tail_start = cursor.position()
-            self._tail_plain = 0
-        tail = text[self._live_settled:]
-        if len(tail) > LIVE_TAIL_MARKDOWN:
-            if self._tail_plain:  # already plain text: append only what is new
-                cursor.movePosition(QTextCursor.MoveOperation.End)
-                cursor.insertText(tail[self._tail_plain:])
-            else:
-                self._clear_tail(cursor)
-                cursor.insertText(tail)
-            self._tail_plain = len(tail)
-        elif tail:
-            self._clear_tail(cursor)
-            first = len(self.code_blocks.get(self._live_id, []))
-            cursor.insertHtml(render_markdown(tail, self._live_id, self.dark, first).html)
-            self._tail_plain = 0
-        if follow:
-            self.scroll_to_bottom()
-
-    def _clear_tail(self, cursor: QTextCursor) -> None:
-        cursor.setPosition(self._tail_start)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-
-    def end_stream(self, msg: StoredMessage) -> None:
-        """Render the rest of the finished reply and its footer.
-
-        The paragraphs already rendered while streaming stay as they are when the stored reply
-        starts with them (re-parsing a long reply at once would block the window); otherwise
-        the whole reply is rendered again. Opening the conversation later renders it whole.
-        """
-        if self._live_id != msg.id:
-            return
-        self._render_timer.stop()
-        follow = self.at_bottom()
-        settled = self.live_text()[:self._live_settled]
-        self.messages[msg.id] = msg
-        cursor = QTextCursor(self.document())
-        if settled and msg.role == "assistant" and msg.content.startswith(settled):
-            cursor.setPosition(self._tail_start)
-            blocks = self.code_blocks.setdefault(msg.id, [])
-            rendered = render_markdown(msg.content[len(settled):], msg.id, self.dark, len(blocks))
-            blocks.extend(rendered.code_blocks)
-            body = rendered.html + footer_html(msg)
-        else:
-            cursor.setPosition(self._body_start)
-            body = self._body_html(msg)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-        cursor.insertHtml(body)
-        self._live_id = None
-        self._live_text = []
-        if follow:
-            self.scroll_to_bottom()
-
-    def _stop_live(self) -> None:
-        self._render_timer.stop()
-        self._live_id = None
-        self._live_text = []
+        self.branch = [msg if m.id == msg.id else m for m in self.branch]
+        widget = self.widgets.get(msg.id)
+        if widget is not None:
+            widget.update_footer(msg)

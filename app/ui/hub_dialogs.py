@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.plain import plain_label
 from app.ui.tasks import run_in_background
 from app.units import format_size
 
@@ -52,6 +53,28 @@ def message_label(parent: QWidget | None = None) -> QLabel:
     return label
 
 
+def masked_row(parent: QWidget, placeholder: str, name: str,
+               what: str) -> tuple[QLineEdit, QPushButton, QHBoxLayout]:
+    """A credential field (masked, like a password) with its Show / Hide toggle, in a row."""
+    field = QLineEdit(parent)
+    field.setEchoMode(QLineEdit.EchoMode.Password)
+    field.setPlaceholderText(placeholder)
+    field.setAccessibleName(name)
+    toggle = QPushButton("Show", parent)
+    toggle.setCheckable(True)
+    toggle.setAccessibleName(f"Show {what}")
+
+    def show(on: bool) -> None:
+        field.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
+        toggle.setText("Hide" if on else "Show")
+
+    toggle.toggled.connect(show)
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    row.addWidget(toggle)
+    return field, toggle, row
+
+
 class TokenDialog(QDialog):
     """Paste a Hugging Face token (masked); it is checked with whoami, then kept in the keyring."""
 
@@ -65,18 +88,8 @@ class TokenDialog(QDialog):
             "Gated models need a Hugging Face <b>read</b> token. Create one at "
             f'<a href="{TOKENS_PAGE}">{TOKENS_PAGE}</a>. It is checked with the Hub, then kept '
             "in your system keyring, never in a file.")
-        self.account = QLabel("Checking for a saved token…", self)
-        self.field = QLineEdit(self)
-        self.field.setEchoMode(QLineEdit.EchoMode.Password)
-        self.field.setPlaceholderText("hf_…")
-        self.field.setAccessibleName("Hugging Face token")
-        self.show_button = QPushButton("Show", self)
-        self.show_button.setCheckable(True)
-        self.show_button.setAccessibleName("Show token")
-        self.show_button.toggled.connect(self._toggle_echo)
-        row = QHBoxLayout()
-        row.addWidget(self.field, 1)
-        row.addWidget(self.show_button)
+        self.account = plain_label("Checking for a saved token…", self)  # the Hub's account name
+        self.field, self.show_button, row = masked_row(self, "hf_…", "Hugging Face token", "token")
         self.status = message_label(self)
         self.save_button = QPushButton("Check and save", self)
         self.remove_button = QPushButton("Remove saved token", self)
@@ -107,10 +120,6 @@ class TokenDialog(QDialog):
         self.account.setText(f"Saved token for account “{account}”." if account
                              else "No token saved.")
         self.remove_button.setEnabled(bool(account))
-
-    def _toggle_echo(self, on: bool) -> None:
-        self.field.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
-        self.show_button.setText("Hide" if on else "Show")
 
     def save(self) -> None:
         value = self.field.text()
@@ -172,7 +181,7 @@ class FileChooser(QDialog):
         box.rejected.connect(self.reject)
         self.list.itemDoubleClicked.connect(lambda _i: self.accept())
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"{len(files)} GGUF file(s) in {repo_id}:", self))
+        layout.addWidget(plain_label(f"{len(files)} GGUF file(s) in {repo_id}:", self))
         layout.addWidget(self.list, 1)
         layout.addWidget(box)
         self.resize(620, 380)

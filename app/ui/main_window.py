@@ -8,44 +8,47 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QFileSystemWatcher, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPushButton,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from app import APP_NAME, paths
+from app import APP_NAME, notices, paths
 from app import settings as app_settings
-from app.chat.sampling import resolve_sampling
 from app.chat.service import ChatService
-from app.engine.types import Sampling
-from app.errors import SettingsError, UserError
+from app.ui import icons
 from app.ui.banners import BannerArea
 from app.ui.chat_actions import ChatActions
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.conversation_actions import ConversationActions
 from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
+from app.ui.rich_text import icon_button
 from app.ui.sidebar import Sidebar
 from app.ui.tasks import on_ui_thread
-from app.ui.theme import is_dark
+from app.ui.theme import apply_theme, is_dark, set_choice
 from app.ui.worker import EngineHost
 
 log = logging.getLogger(__name__)
 _startup_frozen = False  # gc.freeze() done (once per process, by the first window)
 CLOSE_WAIT_MS = 10_000  # on close, wait this long for the model thread before closing later
+COLLAPSE_BELOW = 900  # the sidebar folds away below this window width
+MINIMUM_SIZE = QSize(560, 420)
+REGISTRY_SETTLE_MS = 200  # the registry file is replaced atomically: re-read once it settles
 
 
 def default_engine_factory() -> Any:
-    from app.engine.engine import LlamaEngine
+    from app.engine.local import LocalEngine
 
-    return LlamaEngine()
+    return LocalEngine()
 
 
 def window_settings() -> QSettings:
@@ -53,7 +56,7 @@ def window_settings() -> QSettings:
     return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
 
 
-class MainWindow(ChatActions, ModelActions, QMainWindow):
+class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
     """The whole app window. ``engine_factory`` builds the engine inside the model thread."""
 
     reply_done = Signal(object)  # ReplyDone, after the window has shown it
@@ -68,6 +71,7 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         from app.store import Store
 
         self.setWindowTitle(APP_NAME)
+        self.setMinimumSize(MINIMUM_SIZE)
         self.settings = app_settings.load()
         self.db_path = db_path or paths.database_path()
         self.store = Store.open(self.db_path)
@@ -80,17 +84,44 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.host = EngineHost(make_service, self)
         self._closing = False  # closeEvent has begun (it finishes once the model thread ends)
         self._close_later = False  # closing again when the model thread ends
+        self._sidebar_auto = False  # the sidebar was folded because the window got narrow
         self._build()
+        for text in notices.take():  # e.g. a damaged settings file set aside: said once
+            self.banners.show_banner(text, "warning")
+        if self.store.damaged:
+            self.banners.show_banner(
+                f"The conversations database {self.db_path} is damaged: reading works, but "
+                "nothing new is saved. Repair saves every readable conversation into a fresh "
+                "database (the damaged file is kept).", "error", "store"
+            ).add_action("Repair…", self.repair_database)
+        elif self.store.read_only:
+            self.banners.show_banner(
+                f"The conversations database {self.db_path} is read-only: you can read your "
+                "conversations, but nothing new is saved. Check the permissions of the file "
+                "and its folder.", "warning", "store")
         self._connect()
+        # -- hook: Local API server (app/ui/api_server.py), on the window's own engine owner --
+        from app.ui.api_server import ApiServerController
+
+        self.api = ApiServerController(self.host.owner, lambda: self.settings, self)
+        self.statusBar().addPermanentWidget(self.api.label)
+        self.api.failed.connect(self.show_error)
+        self.api.history_changed.connect(self.sidebar.refresh)
+        self.api.apply()
+        # -- end hook --
         self._init_chat_state()
         self.apply_font()
-        self.chat.dark = is_dark()
+        from PySide6.QtGui import QGuiApplication
+
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.on_theme_changed)
         self.sidebar.refresh()
         self._restore_state()
+        self._watch_registry()
         self.host.detect_backend()
         if auto_load:
             self.load_initial_model()
+        else:
+            self.show_model_state()
         self._freeze_startup_objects()
 
     @staticmethod
@@ -114,31 +145,48 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.chat = ChatView(self)
         self.composer = Composer(self)
         self.banners = BannerArea(self)
+
+        top = QWidget(self)
+        top.setObjectName("topBar")
+        bar = QHBoxLayout(top)
+        bar.setContentsMargins(8, 6, 8, 6)
+        self.sidebar_button = icon_button("sidebar", "Show or hide the sidebar (Ctrl+B)", top)
+        self.picker = ModelPicker(top)
+        self.settings_button = icon_button("settings", "Settings (Ctrl+,)", top, size=18)
+        self.settings_button.setObjectName("settingsButton")
+        self.settings_button.setAccessibleName("Settings")
+        bar.addWidget(self.sidebar_button)
+        bar.addWidget(self.picker)
+        bar.addStretch(1)
+        bar.addWidget(self.settings_button)
+
         center = QWidget(self)
+        center.setObjectName("chatArea")
         column = QVBoxLayout(center)
-        column.setContentsMargins(6, 6, 6, 6)
-        column.addWidget(self.banners)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(top)
+        banner_row = QHBoxLayout()
+        banner_row.setContentsMargins(16, 8, 16, 0)
+        banner_row.addWidget(self.banners)
+        column.addLayout(banner_row)
         column.addWidget(self.chat, 1)
-        column.addWidget(self.composer)
+        composer_row = QHBoxLayout()
+        composer_row.setContentsMargins(20, 4, 20, 10)
+        composer_row.addStretch(1)
+        composer_row.addWidget(self.composer, 100)
+        composer_row.addStretch(1)
+        column.addLayout(composer_row)
+
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
+        self.splitter.setHandleWidth(1)
+        self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(center)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([260, 840])
+        self.splitter.setSizes([264, 856])
         self.setCentralWidget(self.splitter)
-
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        self.picker = ModelPicker(self)
-        toolbar.addWidget(QLabel(" Model: "))
-        toolbar.addWidget(self.picker)
-        self.settings_button = QPushButton("Settings", self)
-        self.settings_button.setAccessibleName("Settings")
-        self.settings_button.setToolTip("Conversation and app settings (Ctrl+,)")
-        toolbar.addWidget(self.settings_button)
-        self.addToolBar(toolbar)
 
         self.meter = QLabel("", self)
         self.meter.setObjectName("contextMeter")
@@ -146,29 +194,35 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         self.backend_label = QLabel("Backend: …", self)
         self.state_label = QLabel("No model", self)
         self.state_label.setObjectName("modelState")
-        bar = self.statusBar()
-        bar.addWidget(self.state_label, 1)
-        bar.addPermanentWidget(self.meter)
-        bar.addPermanentWidget(self.backend_label)
+        for label in (self.meter, self.backend_label, self.state_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # model and file names: never HTML
+        status = self.statusBar()
+        status.setSizeGripEnabled(False)
+        status.addWidget(self.state_label, 1)
+        status.addPermanentWidget(self.meter)
+        status.addPermanentWidget(self.backend_label)
         self.setTabOrder(self.sidebar.new_button, self.sidebar.search)
         self.setTabOrder(self.sidebar.search, self.sidebar.list)
         self.setTabOrder(self.sidebar.list, self.chat)
         self.setTabOrder(self.chat, self.composer.edit)
         self.setTabOrder(self.composer.edit, self.composer.button)
-        self.resize(1120, 760)
+        self.resize(1180, 780)
 
     def _connect(self) -> None:
-        sb, picker, composer = self.sidebar, self.picker, self.composer
+        sb, picker, composer, chat = self.sidebar, self.picker, self.composer, self.chat
         for signal, slot in (
             (sb.open_requested, self.open_conversation), (sb.new_requested, self.new_chat),
             (sb.rename_requested, self.rename_conversation),
             (sb.pin_requested, self.pin_conversation), (sb.delete_requested, self.delete_conversation),
             (sb.restore_requested, self.restore_conversation),
             (sb.purge_requested, self.purge_conversation),
+            (sb.models_requested, self.open_model_manager),
             (picker.model_chosen, self.load_model), (picker.manager_requested, self.open_model_manager),
             (self.settings_button.clicked, self.open_settings),
+            (self.sidebar_button.clicked, self.toggle_sidebar),
             (composer.send_requested, self.send), (composer.stop_requested, self.stop),
-            (self.chat.action, self.on_chat_action),
+            (chat.action, self.on_chat_action), (chat.edit_requested, self.edit_message),
+            (chat.example_chosen, self.use_example), (chat.link_failed, self.on_link_failed),
         ):
             signal.connect(slot)
         w = self.host
@@ -176,126 +230,142 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         w.backend_ready.connect(self.on_backend)
         w.load_started.connect(self.on_load_started)
         w.loaded.connect(self.on_loaded)
+        w.load_note.connect(self.on_load_note)
         w.load_failed.connect(self.on_load_failed)
         w.user_stored.connect(self.on_user_stored)
         w.reply_started.connect(self.on_reply_started)
+        w.prompt_progress.connect(self.on_prompt_progress)
         w.chunk.connect(self.on_chunk)
         w.reply_finished.connect(self.on_reply_finished)
         w.request_failed.connect(self.on_request_failed)
         w.counted.connect(self.on_counted)
         w.prompt_ready.connect(self.on_prompt_ready)
+        quit_keys = QKeySequence(QKeySequence.StandardKey.Quit)  # Ctrl+Q (Cmd+Q on macOS)
         for keys, slot in (
-            ("Ctrl+N", self.new_chat),
-            ("Ctrl+F", self.focus_search),
-            ("Ctrl+L", self.composer.edit.setFocus),
-            ("Esc", self.stop),
-            ("Ctrl+Shift+C", self.copy_last_reply),
-            ("Ctrl+,", self.open_settings),
+            (QKeySequence("Ctrl+N"), self.new_chat),
+            (QKeySequence("Ctrl+F"), self.focus_search),
+            (QKeySequence("Ctrl+L"), self.composer.focus),
+            (QKeySequence("Esc"), self.stop),
+            (QKeySequence("Ctrl+Shift+C"), self.copy_last_reply),
+            (QKeySequence("Ctrl+,"), self.open_settings),
+            (QKeySequence("Ctrl+B"), self.toggle_sidebar),
+            (quit_keys if not quit_keys.isEmpty() else QKeySequence("Ctrl+Q"), self.quit_app),
         ):
-            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut = QShortcut(keys, self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
 
+    def quit_app(self) -> None:
+        """Quit (Ctrl+Q): the window closes as with its close button, and the app ends with it."""
+        self.close()
+
+    # -- look ----------------------------------------------------------------------------------
     def on_theme_changed(self, *_args: Any) -> None:
-        """The OS switched light/dark: code colours follow (the palette is set by the app)."""
+        """The OS switched light/dark (or the setting changed): colours follow."""
+        set_choice(self.settings.theme)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.settings.font_size)
         self.chat.dark = is_dark()
+        self.composer.set_generating(self.generating)  # the send button's icon colours
         if not self.generating:
             self.render_branch()
+        self.sidebar.list.viewport().update()
+        icons.retheme(self)
+        self.picker.refresh(self.settings.context_size)
+
+    def apply_font(self) -> None:
+        """The font-size setting applies to the whole window (sidebar included)."""
+        set_choice(self.settings.theme)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.settings.font_size)
+        font = app.font() if isinstance(app, QApplication) else self.font()
+        for widget in (self, self.chat, self.sidebar, self.composer.edit):
+            widget.setFont(font)
+        self.chat.dark = is_dark()
+        self.chat.fit_column()
+        self.composer.setMaximumWidth(self.chat.column.maximumWidth())
+        self.sidebar.list.doItemsLayout()
+
+    def add_status_item(self, widget: QWidget) -> None:
+        """A permanent item on the status line, left of the context meter (e.g. a local API
+        server's "API on :8765")."""
+        status = self.statusBar()
+        status.removeWidget(self.meter)
+        status.removeWidget(self.backend_label)
+        for item in (widget, self.meter, self.backend_label):
+            status.addPermanentWidget(item)
+            item.show()
 
     def on_backend(self, name: str) -> None:
         self.backend_label.setText(f"Backend: {name}")
 
     def focus_search(self) -> None:
+        self.set_sidebar_visible(True)
         self.sidebar.trash_button.setChecked(False)
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
 
-    def apply_font(self) -> None:
-        font = QFont(self.chat.font())
-        font.setPointSize(self.settings.font_size)
-        self.chat.setFont(font)
-        self.chat.document().setDefaultFont(font)
-        self.composer.edit.setFont(font)
+    def on_link_failed(self, url: str) -> None:
+        self.banners.show_banner(
+            f"No web browser could open {url}. The address is copied to the clipboard: paste "
+            "it into a browser.", "warning", "link", timeout_ms=15_000)
 
-    def show_error(self, message: str, key: str = "error") -> Any:
-        return self.banners.show_banner(message, "error", key)
+    # -- sidebar: a toggle, folded away automatically when the window is narrow -----------------
+    def toggle_sidebar(self) -> None:
+        self.set_sidebar_visible(not self.sidebar.isVisibleTo(self))
 
-    # -- conversations -------------------------------------------------------------------------
-    def rename_conversation(self, conv_id: int, title: str) -> None:
+    def set_sidebar_visible(self, on: bool) -> None:
+        self._sidebar_auto = False
+        self.sidebar.setVisible(on)
+        self.sidebar_button.setToolTip(("Hide" if on else "Show") + " the sidebar (Ctrl+B)")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        narrow = event.size().width() < COLLAPSE_BELOW
+        if narrow and self.sidebar.isVisibleTo(self) and not self._sidebar_auto:
+            self.set_sidebar_visible(False)
+            self._sidebar_auto = True
+        elif not narrow and self._sidebar_auto:
+            self.set_sidebar_visible(True)
+
+    # -- the model registry: models imported elsewhere (the CLI) appear at once -----------------
+    def _watch_registry(self) -> None:
+        from app.hub.installed import registry_path
+
+        registry = registry_path()
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        self._registry = registry
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.addPath(str(registry.parent))
+        if registry.exists():
+            self._watcher.addPath(str(registry))
+        self._registry_timer = QTimer(self)
+        self._registry_timer.setSingleShot(True)
+        self._registry_timer.setInterval(REGISTRY_SETTLE_MS)
+        self._registry_timer.timeout.connect(self._registry_changed)
+        self._watcher.directoryChanged.connect(lambda _p: self._registry_timer.start())
+        self._watcher.fileChanged.connect(lambda _p: self._registry_timer.start())
+        self._registry_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int]:
         try:
-            self.store.rename(conv_id, title)
-        except UserError as err:
-            self.show_error(str(err))
-        self.sidebar.refresh()
+            stat = self._registry.stat()
+        except OSError:
+            return (0, 0)
+        return (stat.st_mtime_ns, stat.st_size)
 
-    def pin_conversation(self, conv_id: int, pinned: bool) -> None:
-        self.store.set_pinned(conv_id, pinned)
-        self.sidebar.refresh()
-
-    def delete_conversation(self, conv_id: int) -> None:
-        conv = self.store.trash(conv_id)
-        if conv_id == self.conv_id:
-            self.show_conversation(None)
-        self.sidebar.refresh()
-        banner = self.banners.show_banner(
-            f"“{conv.display_title}” moved to Trash.", "info", key="undo", timeout_ms=15_000
-        )
-        banner.add_action("Undo", lambda: self.restore_conversation(conv_id))
-
-    def restore_conversation(self, conv_id: int) -> None:
-        self.store.restore(conv_id)
-        self.sidebar.refresh()
-        self.open_conversation(conv_id, 0)
-
-    def purge_conversation(self, conv_id: int) -> None:
-        self.stop_reply_in(conv_id)  # its reply has nowhere left to go
-        self.store.delete_forever(conv_id)
-        self.sidebar.refresh()
-
-    # -- dialogs -------------------------------------------------------------------------------
-    def open_model_manager(self) -> None:
-        from app.ui.model_manager import ModelManager
-
-        dialog = getattr(self, "_manager", None)
-        if dialog is None:
-            dialog = ModelManager(self.settings, self)
-            dialog.installed_changed.connect(lambda: self.picker.refresh(self.settings.context_size))
-            dialog.use_model.connect(self.load_model)
-            self._manager = dialog
-        dialog.show()
-        dialog.raise_()
-
-    def open_settings(self) -> None:
-        from app.ui.settings_dialog import SettingsDialog
-
-        conv = self.load_conversation()
-        system = conv.system_prompt if conv else self.settings.default_system_prompt
-        try:
-            shown = resolve_sampling(self.settings.sampling, conv.sampling if conv else None)
-        except SettingsError as err:
-            self.banners.show_banner(f"{err} Showing the defaults instead.", "warning", "sampling")
-            shown = Sampling()
-        dialog = SettingsDialog(system, shown, self.settings, self,
-                                model_path=self.picker.current_path() or None)
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
-            return
-        sampling = dialog.sampling().to_dict()
-        if conv is not None:
-            self.store.update_settings(conv.id, system_prompt=dialog.system_prompt(),
-                                       sampling=sampling)
-        self.settings.default_system_prompt = dialog.system_prompt()
-        self.settings.sampling = sampling
-        reload = dialog.apply_app_settings()
-        try:
-            app_settings.save(self.settings)
-        except UserError as err:
-            self.show_error(str(err))
-        self.apply_font()
-        self.picker.refresh(self.settings.context_size)  # fit verdicts depend on the context
-        if reload and self.picker.current_path():
-            self.load_model(self.picker.current_path())
-        else:
-            self.request_count()
+    def _registry_changed(self) -> None:
+        if self._registry.exists() and str(self._registry) not in self._watcher.files():
+            self._watcher.addPath(str(self._registry))  # replaced by a rename: watch the new one
+        stamp = self._stamp()
+        if stamp != self._registry_stamp:
+            self._registry_stamp = stamp
+            self.picker.refresh(self.settings.context_size)
+            manager = getattr(self, "_manager", None)
+            if manager is not None:
+                manager.refresh_installed()
 
     # -- window state --------------------------------------------------------------------------
     def _restore_state(self) -> None:
@@ -306,6 +376,8 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
         sizes = qs.value("splitter")
         if sizes is not None:
             self.splitter.restoreState(sizes)
+        if str(qs.value("sidebar", "true")).lower() == "false":
+            self.set_sidebar_visible(False)
         last = qs.value("last_conversation")
         try:
             conv_id = int(str(last)) if last not in (None, "") else 0
@@ -313,11 +385,15 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
             conv_id = 0
         if conv_id:
             self.open_conversation(conv_id, 0)
+        else:
+            self.show_conversation(None)
 
     def save_state(self) -> None:
         qs = window_settings()
         qs.setValue("geometry", self.saveGeometry())
         qs.setValue("splitter", self.splitter.saveState())
+        qs.setValue("sidebar", "true" if self.sidebar.isVisibleTo(self) or self._sidebar_auto
+                    else "false")
         qs.setValue("last_conversation", self.conv_id or "")
         qs.sync()
 
@@ -327,9 +403,11 @@ class MainWindow(ChatActions, ModelActions, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing:
             self._closing = True
+            self.api.shutdown()  # hook: stop the Local API server before the engine owner
             self.save_state()
             manager = getattr(self, "_manager", None)
             if manager is not None:
+                manager.hide()
                 manager.shutdown()
         if not self.host.close(0 if self._close_later else self.close_wait_ms):
             # A model load cannot be cancelled, and destroying its running thread would abort

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
     QLabel,
     QProgressBar,
@@ -25,20 +27,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui import icons
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
+from app.ui.model_picker import installed_models
+from app.ui.plain import plain_tip
 from app.ui.tasks import run_in_background
+from app.ui.theme import colors
 from app.units import format_duration, format_size
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QShowEvent
 
     from app.hub.catalogue import CatalogueFile
+    from app.hub.convert_jobs import ConvertManager
     from app.hub.installed import InstalledModel
     from app.hub.manager import DownloadManager, JobSnapshot
     from app.settings import AppSettings
 
 log = logging.getLogger(__name__)
 DATA = Qt.ItemDataRole.UserRole
+RECOMMENDED = "★ recommended"
+RECOMMENDED_TIP = ("Q4_K_M: the usual best balance of size, speed and quality for chatting "
+                   "(what most people should download).")
+
+
+def fit_columns(header: QHeaderView, count: int) -> None:
+    """Columns as wide as their content; the last one takes the rest (no cut-off text)."""
+    for column in range(count - 1):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(count - 1, QHeaderView.ResizeMode.Stretch)
 
 
 def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]:
@@ -52,12 +69,15 @@ def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]
 class ModelManager(QDialog):
     """Opened by “Get models…”. Network and disk work run in background threads."""
 
+    DATA_ROLE = DATA
+
     installed_changed = Signal()
     use_model = Signal(str)  # path
     _snapshot = Signal(object)  # JobSnapshot, from the download thread (queued to this thread)
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
-                 manager: DownloadManager | None = None) -> None:
+                 manager: DownloadManager | None = None,
+                 converter: ConvertManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.settings = settings
@@ -72,8 +92,17 @@ class ModelManager(QDialog):
         self.downloads = manager
         self.downloads.subscribe(self._snapshot.emit)  # called in the download thread
 
+        title = QLabel("Models", self)
+        title.setStyleSheet("font-size: large; font-weight: 600;")
+        intro = QLabel("Llama-2-chat in every size and quantization, with a fit verdict for "
+                       "this computer worked out before you download anything.", self)
+        intro.setWordWrap(True)
+        intro.setProperty("muted", True)
         self.hardware = QLabel("Checking this computer's memory…", self)
+        self.hardware.setTextFormat(Qt.TextFormat.PlainText)  # GPU names
         self.hardware.setWordWrap(True)
+        self.hardware.setProperty("muted", True)
+        self.hardware.setProperty("small", True)
         self.message = message_label(self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self._catalogue_tab(), "Catalogue")
@@ -85,19 +114,28 @@ class ModelManager(QDialog):
         import_button.clicked.connect(self.ask_import)
         token_button = QPushButton("Hugging Face token…", self)
         token_button.clicked.connect(self.open_token_dialog)
+        from app.ui.conversions import Conversions, folder_button
+
+        self.conversions = Conversions(self, converter)  # official weights, converted here
         close = QPushButton("Close", self)
         close.clicked.connect(self.hide)
         row = QHBoxLayout()
-        for button in (add_repo, import_button, token_button):
+        from app.ui.meta_download import meta_button  # Meta's route (issue 16)
+
+        for button in (add_repo, import_button, folder_button(self, self.conversions),
+                       meta_button(self), token_button):
             row.addWidget(button)
         row.addStretch(1)
         row.addWidget(close)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 12)
+        layout.addWidget(title)
+        layout.addWidget(intro)
         layout.addWidget(self.hardware)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addLayout(row)
-        self.resize(860, 560)
+        self.resize(940, 620)
         self.refresh_catalogue()
         self.refresh_installed()
         run_in_background(self._describe_hardware, self.hardware.setText)
@@ -108,9 +146,11 @@ class ModelManager(QDialog):
         self.tree.setAccessibleName("Model catalogue")
         self.tree.setHeaderLabels(["Model / quantization", "Size", f"Fit at {self.n_ctx:,} tokens",
                                    "Status"])
-        self.tree.setColumnWidth(0, 300)
-        self.tree.setColumnWidth(2, 200)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        fit_columns(self.tree.header(), 4)
         self.download_button = QPushButton("Download selected")
+        self.download_button.setProperty("primary", True)
         self.download_button.clicked.connect(self.download_selected)
         self.tree.itemDoubleClicked.connect(lambda _i, _c: self.download_selected())
         return self._page(self.tree, self.download_button)
@@ -121,11 +161,15 @@ class ModelManager(QDialog):
         self.installed.setHorizontalHeaderLabels(["Name", "Size", "Quantization", "Source"])
         self.installed.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.installed.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.installed.horizontalHeader().setStretchLastSection(True)
-        self.installed.setColumnWidth(0, 300)
+        self.installed.verticalHeader().hide()
+        self.installed.setShowGrid(False)
+        self.installed.setAlternatingRowColors(True)
+        fit_columns(self.installed.horizontalHeader(), 4)
         use = QPushButton("Use")
+        use.setProperty("primary", True)
         use.clicked.connect(self._use_selected)
         remove = QPushButton("Remove")
+        remove.setProperty("danger", True)
         remove.clicked.connect(self.remove_selected)
         return self._page(self.installed, use, remove)
 
@@ -135,15 +179,23 @@ class ModelManager(QDialog):
         self.table.setHorizontalHeaderLabels(["File", "Progress", "Speed", "ETA", "State"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 260)
-        self.table.setColumnWidth(1, 220)
+        self.table.verticalHeader().hide()
+        self.table.setShowGrid(False)
+        header = self.table.horizontalHeader()
+        fit_columns(header, 5)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # the progress bar
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(80)
         buttons = []
         for label, action in (("Pause", "pause"), ("Resume", "resume"), ("Cancel", "cancel")):
             button = QPushButton(label)
             button.clicked.connect(lambda _c=False, a=action: self._job_action(a))
             buttons.append(button)
         return self._page(self.table, *buttons)
+
+    def clear_message(self) -> None:
+        """Forget the last message (its problem is gone, e.g. a model has loaded since)."""
+        self.message.setText("")
 
     @staticmethod
     def _page(main: QWidget, *buttons: QPushButton) -> QWidget:
@@ -181,18 +233,31 @@ class ModelManager(QDialog):
         from app.hub import catalogue
 
         self.tree.clear()
+        installed_files = {m.filename or m.path.name for m in installed_models()}
         files = []
         for model in catalogue.catalogue():
-            top = QTreeWidgetItem([model.title, "", "", ""])
+            top = QTreeWidgetItem([model.title, "", "", model.repo_id])
+            bold = QFont(top.font(0))
+            bold.setWeight(QFont.Weight.DemiBold)
+            top.setFont(0, bold)
             for f in model.files:
                 size = format_size(f.size_bytes) + ("" if f.exact else " (approx.)")
-                child = QTreeWidgetItem([f.quantization, size, self.verdicts.get(f.filename, "…"),
-                                         ""])
+                recommended = f.quantization == catalogue.DEFAULT_QUANT
+                status = "installed" if f.filename in installed_files else (
+                    RECOMMENDED if recommended else "")
+                child = QTreeWidgetItem([f.quantization, size,
+                                         self.verdicts.get(f.filename, "…"), status])
                 child.setData(0, DATA, (f.repo_id, f.filename))
+                if recommended:
+                    child.setFont(0, bold)
+                    child.setIcon(0, icons.icon("pin", colors().warning, size=14))
+                    child.setToolTip(0, RECOMMENDED_TIP)
+                    child.setToolTip(3, RECOMMENDED_TIP)
                 top.addChild(child)
                 files.append(f)
             self.tree.addTopLevelItem(top)
             top.setExpanded(model.size_class == "7B")
+        files += self.conversions.populate(self.tree, self.verdicts)
         n_ctx = self.n_ctx
         run_in_background(lambda: catalogue_verdicts(files, n_ctx), self._got_verdicts)
 
@@ -211,6 +276,8 @@ class ModelManager(QDialog):
         data = item.data(0, DATA) if item is not None else None
         if not data:
             self.show_message("Choose a quantization (for example Q4_K_M under Llama-2 7B chat).")
+            return
+        if self.conversions.start_selected(data):
             return
         self.start_download(*data)
 
@@ -291,7 +358,7 @@ class ModelManager(QDialog):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(DATA, (model.name, str(model.path), model.builtin))
-                item.setToolTip(str(model.path))
+                item.setToolTip(plain_tip(str(model.path)))
                 self.installed.setItem(row, col, item)
 
     def _selected_installed(self) -> tuple[str, str, bool] | None:
@@ -334,11 +401,15 @@ class ModelManager(QDialog):
             self.table.insertRow(row)
             name = QTableWidgetItem(snap.filename)
             name.setData(DATA, snap.job_id)
-            name.setToolTip(f"{snap.repo_id}/{snap.filename}")
+            name.setToolTip(plain_tip(f"{snap.repo_id}/{snap.filename}"))
             self.table.setItem(row, 0, name)
             bar = QProgressBar()
             bar.setRange(0, 1000)
+            bar.setTextVisible(True)
+            bar.setAccessibleName(f"Download progress of {snap.filename}")
             self.table.setCellWidget(row, 1, bar)
+            self.table.setRowHeight(row, max(self.table.rowHeight(row), 30))
+            self.tabs.setTabText(2, f"Downloads ({len(self.rows)})")
             for col in (2, 3, 4):
                 self.table.setItem(row, col, QTableWidgetItem(""))
         widget = self.table.cellWidget(row, 1)
@@ -354,13 +425,16 @@ class ModelManager(QDialog):
             state += f" — {snap.message}"
         self._cell(row, 4).setText(state)
         if snap.state.value == "failed" and snap.error:
-            self._cell(row, 4).setToolTip(snap.error)
+            self._cell(row, 4).setToolTip(plain_tip(snap.error))
             self.show_message(snap.error, error=True)
         elif snap.state.value == "done":
             self.show_message(f"{snap.filename} is downloaded and verified; choose it in the "
                               "model picker.")
             self.refresh_installed()
             self.installed_changed.emit()
+
+    def cell(self, row: int, col: int) -> QTableWidgetItem:
+        return self._cell(row, col)
 
     def _cell(self, row: int, col: int) -> QTableWidgetItem:
         item = self.table.item(row, col)
@@ -370,15 +444,18 @@ class ModelManager(QDialog):
         return item
 
     def job_state(self, job_id: str) -> str:
-        row = self.rows.get(job_id)
+        row = self.rows.get(job_id, self.conversions.rows.get(job_id))
         return "" if row is None else self._cell(row, 4).text()
 
     def _job_action(self, action: str) -> None:
         row = self.table.currentRow()
         item = self.table.item(row, 0) if row >= 0 else None
-        if item is not None:
+        if item is not None and self.conversions.owns(item.data(DATA)):
+            self.conversions.action(item.data(DATA), action)
+        elif item is not None:
             getattr(self.downloads, action)(item.data(DATA))
 
     def shutdown(self) -> None:
         """Pause running downloads (partials are kept for resuming) and stop their thread."""
         self.downloads.shutdown(timeout=5.0)
+        self.conversions.shutdown()

@@ -1,7 +1,9 @@
-"""Settings: the conversation's system prompt and sampling; app-wide context, GPU, format, font."""
+"""Settings, in pages: this chat's system prompt and sampling (a default for new chats only when
+asked), the model options, and the look. Other parts add their own pages with ``add_page``."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -9,12 +11,15 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QListWidget,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -22,15 +27,16 @@ from PySide6.QtWidgets import (
 from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, SAMPLING_RANGES, Sampling
 from app.errors import SettingsError
 from app.settings import AppSettings
+from app.ui.theme import colors
 
 FORMAT_CHOICES = (
     ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
     ("Llama-2-chat (Meta's reference format)", "llama-2"),
     ("The model's embedded chat template", "template"),
 )
-
-
+THEME_CHOICES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+SPIN_WIDTH = 200
 
 
 def _double(name: str, value: float) -> QDoubleSpinBox:
@@ -41,6 +47,7 @@ def _double(name: str, value: float) -> QDoubleSpinBox:
     box.setRange(allowed.low, allowed.high)
     box.setSingleStep(allowed.step)
     box.setValue(value)
+    box.setMaximumWidth(SPIN_WIDTH)
     return box
 
 
@@ -56,22 +63,108 @@ def _int(low: int, high: int, value: int) -> QSpinBox:
     box = QSpinBox()
     box.setRange(low, high)
     box.setValue(value)
+    box.setMaximumWidth(SPIN_WIDTH)
     return box
 
 
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setProperty("muted", True)
+    label.setProperty("small", True)
+    return label
+
+
+def _row(*widgets: QWidget, stretch: bool = True) -> QWidget:
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        row.addWidget(widget)
+    if stretch:
+        row.addStretch(1)
+    return holder
+
+
 class SettingsDialog(QDialog):
-    """Edits a conversation's settings and the app settings; validated before it closes."""
+    """Edits a conversation's settings and the app settings; validated before it closes.
+
+    ``conversation``: the open conversation's title (None: the settings are for the next new
+    chat). Nothing here changes the defaults for new chats unless "make default" is ticked.
+    """
 
     def __init__(self, system_prompt: str, sampling: Sampling, app_settings: AppSettings,
-                 parent: QWidget | None = None, model_path: str | None = None) -> None:
+                 parent: QWidget | None = None, model_path: str | None = None,
+                 conversation: str | None = None) -> None:
         super().__init__(parent)
         self.model_path = model_path
         self.setWindowTitle("Settings")
         self.app_settings = app_settings
+        self.pages = QListWidget(self)
+        self.pages.setObjectName("settingsPages")
+        self.pages.setAccessibleName("Settings pages")
+        self.pages.setFixedWidth(170)
+        self.stack = QStackedWidget(self)
+        self.pages.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.add_page("Chat", self._chat_page(system_prompt, sampling, conversation))
+        self.add_page("Model", self._model_page())
+        self.add_page("Appearance", self._appearance_page())
+        from app.ui.api_server import ApiServerPage
+
+        self.api_page = ApiServerPage(app_settings, self)
+        self.add_page("Local API server", self.api_page)
+
+        self.error = QLabel("")
+        self.error.setTextFormat(Qt.TextFormat.PlainText)  # it quotes values the user typed
+        self.error.setStyleSheet(f"color:{colors().danger};")
+        self.error.setWordWrap(True)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        ok = box.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setText("Save")
+        ok.setProperty("primary", True)
+        body = QHBoxLayout()
+        body.addWidget(self.pages)
+        body.addWidget(self.stack, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(box)
+        self.pages.setCurrentRow(0)
+        self.resize(760, 660)
+
+    def add_page(self, title: str, page: QWidget) -> QWidget:
+        """Add a page (a scrolling form) under ``title`` in the list on the left."""
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(page)
+        scroll.viewport().setAutoFillBackground(False)
+        page.setAutoFillBackground(False)
+        self.pages.addItem(title)
+        self.stack.addWidget(scroll)
+        return page
+
+    # -- pages ---------------------------------------------------------------------------------
+    def _chat_page(self, system_prompt: str, sampling: Sampling, conversation: str | None
+                   ) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        where = (f"For this conversation: “{conversation}”." if conversation is not None
+                 else "For the next new chat.")
+        heading = QLabel(where)
+        heading.setTextFormat(Qt.TextFormat.PlainText)
+        heading.setProperty("strong", True)
+        form.addRow(heading)
         self.system = QPlainTextEdit(system_prompt)
         self.system.setAccessibleName("System prompt")
         self.system.setPlaceholderText("Optional instructions the model sees before the chat")
         self.system.setTabChangesFocus(True)
+        self.system.setMinimumHeight(110)
         preset = QPushButton("Use Llama-2 default")
         preset.setToolTip("Meta's default Llama-2-chat system prompt")
         preset.clicked.connect(lambda: self.system.setPlainText(LLAMA2_DEFAULT_SYSTEM_PROMPT))
@@ -82,6 +175,8 @@ class SettingsDialog(QDialog):
         self.top_k = _whole("top_k", sampling.top_k)
         self.min_p = _double("min_p", sampling.min_p)
         self.repeat_penalty = _double("repeat_penalty", sampling.repeat_penalty)
+        self.presence_penalty = _double("presence_penalty", sampling.presence_penalty)
+        self.frequency_penalty = _double("frequency_penalty", sampling.frequency_penalty)
         self.max_tokens = _whole("max_tokens", sampling.max_tokens)
         self.random_seed = QCheckBox("Random")
         self.seed = _whole("seed", sampling.seed or 0)
@@ -91,75 +186,79 @@ class SettingsDialog(QDialog):
         self.random_seed.setChecked(sampling.seed is None)
         self.seed.setEnabled(sampling.seed is not None)
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-
-        conv = QGroupBox("This conversation")
-        form = QFormLayout(conv)
-        buttons_row = QHBoxLayout()
-        buttons_row.addWidget(preset)
-        buttons_row.addWidget(clear)
-        buttons_row.addStretch(1)
+        self.default_box = QCheckBox("Also make these the defaults for new chats")
+        self.default_box.setAccessibleName("Make default for new chats")
         form.addRow("System prompt", self.system)
-        form.addRow("", self._wrap(buttons_row))
+        form.addRow("", _row(preset, clear))
         form.addRow("Temperature", self.temperature)
         form.addRow("Top p", self.top_p)
         form.addRow("Top k (0 = off)", self.top_k)
         form.addRow("Min p", self.min_p)
         form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Presence penalty", self.presence_penalty)
+        form.addRow("Frequency penalty", self.frequency_penalty)
         form.addRow("Max new tokens", self.max_tokens)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
-        form.addRow("Seed", self._wrap(seed_row))
+        form.addRow("Seed", _row(self.seed, self.random_seed))
+        form.addRow("", self.default_box)
+        default_prompt = self.app_settings.default_system_prompt.strip()
+        form.addRow("", _note("New chats start with "
+                              + (f"the system prompt “{default_prompt[:80]}”"
+                                 + ("…" if len(default_prompt) > 80 else "")
+                                 if default_prompt else "no system prompt")
+                              + " and the default sampling; tick the box above to change that."))
+        return page
 
-        self.context = _int(256, 1_048_576, app_settings.context_size)
+    def _model_page(self) -> QWidget:
+        s = self.app_settings
+        page = QWidget()
+        form = QFormLayout(page)
+        self.context = _int(256, 1_048_576, s.context_size)
         self.context.setSingleStep(512)
         self.auto_gpu = QCheckBox("Automatic")
-        self.gpu_layers = _int(-1, 1000, app_settings.gpu_layers if app_settings.gpu_layers
-                               is not None else -1)
+        self.gpu_layers = _int(-1, 1000, s.gpu_layers if s.gpu_layers is not None else -1)
         self.gpu_layers.setToolTip("-1 = all layers, 0 = CPU only")
-        self.auto_gpu.setChecked(app_settings.gpu_layers is None)
-        self.gpu_layers.setEnabled(app_settings.gpu_layers is not None)
+        self.auto_gpu.setChecked(s.gpu_layers is None)
+        self.gpu_layers.setEnabled(s.gpu_layers is not None)
         self.auto_gpu.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
-        self.font_size = _int(6, 48, app_settings.font_size)
         self.prompt_format = QComboBox()
         self.prompt_format.setAccessibleName("Prompt format for this model")
         for label, value in FORMAT_CHOICES:
             self.prompt_format.addItem(label, value)
-        current = app_settings.prompt_formats.get(model_path, "auto") if model_path else "auto"
+        path = self.model_path
+        current = s.prompt_formats.get(path, "auto") if path else "auto"
         self.prompt_format.setCurrentIndex(max(0, self.prompt_format.findData(current)))
-        self.prompt_format.setEnabled(model_path is not None)
-        app = QGroupBox("App (context and GPU layers apply when the model is next loaded)")
-        app_form = QFormLayout(app)
-        app_form.addRow("Context size (tokens)", self.context)
-        gpu_row = QHBoxLayout()
-        gpu_row.addWidget(self.gpu_layers, 1)
-        gpu_row.addWidget(self.auto_gpu)
-        app_form.addRow("GPU layers", self._wrap(gpu_row))
-        app_form.addRow("Prompt format (this model)", self.prompt_format)
-        app_form.addRow("Font size", self.font_size)
-        app_form.addRow("Theme", QLabel("Follows the system (light or dark)"))
+        self.prompt_format.setEnabled(path is not None)
+        form.addRow(_note("These apply when the model is next loaded (it reloads on Save)."))
+        form.addRow("Context size (tokens)", self.context)
+        form.addRow("GPU layers", _row(self.gpu_layers, self.auto_gpu))
+        form.addRow("Prompt format (this model)", self.prompt_format)
+        self.workers = QLineEdit(", ".join(s.workers))
+        self.workers.setAccessibleName("RPC workers")
+        self.workers.setPlaceholderText("none (e.g. 192.168.1.20:50052, 192.168.1.21:50052)")
+        form.addRow("Workers (llama.cpp RPC)", self.workers)
+        form.addRow(_note("Machines running `llama-desk worker` to spread a model over. RPC is "
+                          "unauthenticated: use workers only on a network you trust."))
+        return page
 
-        self.error = QLabel("")
-        self.error.setStyleSheet("color:#c0392b;")
-        self.error.setWordWrap(True)
-        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                               | QDialogButtonBox.StandardButton.Cancel)
-        box.accepted.connect(self.accept)
-        box.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(conv)
-        layout.addWidget(app)
-        layout.addWidget(self.error)
-        layout.addWidget(box)
-        self.resize(560, 640)
+    def _appearance_page(self) -> QWidget:
+        s = self.app_settings
+        page = QWidget()
+        form = QFormLayout(page)
+        self.font_size = _int(6, 48, s.font_size)
+        self.font_size.setSuffix(" pt")
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        self.theme.setMaximumWidth(SPIN_WIDTH + 60)
+        for label, value in THEME_CHOICES:
+            self.theme.addItem(label, value)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        form.addRow("Theme", self.theme)
+        form.addRow("Font size", self.font_size)
+        form.addRow(_note("The font size applies to the whole window: chat, sidebar and "
+                          "dialogs."))
+        return page
 
-    @staticmethod
-    def _wrap(row: QHBoxLayout) -> QWidget:
-        widget = QWidget()
-        row.setContentsMargins(0, 0, 0, 0)
-        widget.setLayout(row)
-        return widget
-
+    # -- values --------------------------------------------------------------------------------
     def sampling(self) -> Sampling:
         def number(name: str, box: QDoubleSpinBox) -> float:
             return round(box.value(), SAMPLING_RANGES[name].decimals)
@@ -169,6 +268,8 @@ class SettingsDialog(QDialog):
             top_p=number("top_p", self.top_p), top_k=self.top_k.value(),
             min_p=number("min_p", self.min_p),
             repeat_penalty=number("repeat_penalty", self.repeat_penalty),
+            presence_penalty=number("presence_penalty", self.presence_penalty),
+            frequency_penalty=number("frequency_penalty", self.frequency_penalty),
             max_tokens=self.max_tokens.value(),
             seed=None if self.random_seed.isChecked() else self._seed(),
         )
@@ -180,12 +281,21 @@ class SettingsDialog(QDialog):
     def system_prompt(self) -> str:
         return self.system.toPlainText().strip()
 
+    def make_default(self) -> bool:
+        """Whether this chat's system prompt and sampling become the new-chat defaults."""
+        return self.default_box.isChecked()
+
     def apply_app_settings(self) -> bool:
         """Copy the app fields into the settings object; True when a reload is needed."""
         s = self.app_settings
         gpu = None if self.auto_gpu.isChecked() else self.gpu_layers.value()
         reload = s.context_size != self.context.value() or s.gpu_layers != gpu
         s.context_size, s.gpu_layers, s.font_size = self.context.value(), gpu, self.font_size.value()
+        s.theme = str(self.theme.currentData())
+        workers = list(self._workers())
+        reload = reload or workers != s.workers
+        s.workers = workers
+        self.api_page.apply(s)  # the Local API server fields (its key goes to the keyring)
         if self.model_path:
             fmt = self.prompt_format.currentData()
             reload = reload or s.prompt_formats.get(self.model_path, "auto") != fmt
@@ -203,7 +313,19 @@ class SettingsDialog(QDialog):
                     f"Max new tokens ({sampling.max_tokens:,}) must be below the context size "
                     f"({self.context.value():,})."
                 )
+            self._workers()
         except SettingsError as err:
             self.error.setText(str(err))
             return
+        api_error = self.api_page.error()
+        if api_error:
+            self.error.setText(api_error)
+            return
         super().accept()
+
+    def _workers(self) -> tuple[str, ...]:
+        """The Workers field as checked ``host:port`` endpoints (SettingsError if malformed)."""
+        from app.engine.rpc import parse_endpoints
+
+        text = self.workers.text().strip()
+        return parse_endpoints(text) if text else ()

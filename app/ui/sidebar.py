@@ -1,13 +1,27 @@
-"""The conversation sidebar: pinned then recent chats, full-text search with snippets, and Trash."""
+"""The conversation sidebar: chats grouped by date with a one-line preview, search with snippets, Trash."""
 
 from __future__ import annotations
 
-import html
+import logging
+import re
+import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal, SignalInstance
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    SignalInstance,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -15,22 +29,133 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
+
+from app import APP_NAME
+from app.errors import UserError
+from app.ui import icons
+from app.ui.plain import plain_tip
+from app.ui.rich_text import icon_button
+from app.ui.theme import colors
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from app.store import Store
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
+HEADER_ROLE = Qt.ItemDataRole.UserRole + 3  # a date group's heading, not a conversation
+PINNED_ROLE = Qt.ItemDataRole.UserRole + 4
 SEARCH_DELAY_MS = 150
-PIN = "★ "  # pinned marker (in every common font, unlike an emoji)
 
 
 def snippet_text(snippet: str) -> str:
     """A store snippet ('[word]' marks matches) as plain text with the marks kept visible."""
     return " ".join(snippet.split())
+
+
+MARKUP = re.compile(r"```\w*|[`*_#>|~]|\[[ xX]\]|(?:(?<=\s)|^)[-+](?=\s)")
+
+
+def plain_preview(text: str) -> str:
+    """A message's first words without Markdown marks ("**Yes** - [x] `a`" → "Yes a")."""
+    return " ".join(MARKUP.sub(" ", text).split())
+
+
+def date_group(when: float, now: float | None = None) -> str:
+    """The sidebar heading a conversation last active at ``when`` goes under."""
+    today = datetime.fromtimestamp(now if now is not None else time.time()).date()
+    day = datetime.fromtimestamp(when).date()
+    if day >= today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    if day > today - timedelta(days=7):
+        return "Previous 7 days"
+    if day > today - timedelta(days=30):
+        return "Previous 30 days"
+    if day.year == today.year:
+        return day.strftime("%B")
+    return str(day.year)
+
+
+class ConversationDelegate(QStyledItemDelegate):
+    """Draws a heading as small muted text, a conversation as its title over a muted preview."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+                 ) -> QSize:
+        fm = QFontMetrics(option.font)
+        if index.data(HEADER_ROLE):
+            return QSize(10, fm.height() + 14)
+        lines = 2 if index.data(PREVIEW_ROLE) else 1
+        return QSize(10, fm.height() * lines + 14)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        c = colors()
+        rect: QRect = option.rect
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        font = QFont(option.font)
+        if index.data(HEADER_ROLE):
+            font.setPointSize(max(6, font.pointSize() - 2))
+            font.setWeight(QFont.Weight.DemiBold)
+            painter.setFont(font)
+            painter.setPen(QColor(c.muted))
+            painter.drawText(rect.adjusted(10, 6, -6, 0),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             str(index.data(Qt.ItemDataRole.DisplayRole)))
+            painter.restore()
+            return
+        state = option.state
+        box = rect.adjusted(4, 1, -4, -1)
+        if state & QStyle.StateFlag.State_Selected:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(c.selected))
+            painter.drawRoundedRect(box, 8, 8)
+        elif state & QStyle.StateFlag.State_MouseOver:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(c.hover))
+            painter.drawRoundedRect(box, 8, 8)
+        fm = QFontMetrics(font)
+        left = box.left() + 10
+        right = box.right() - 8
+        if index.data(PINNED_ROLE):
+            px = icons.pixmap("pin", c.warning, 12)
+            painter.drawPixmap(right - 12, box.top() + 6 + (fm.height() - 12) // 2, px)
+            right -= 18
+        title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)),
+                              Qt.TextElideMode.ElideRight, max(10, right - left))
+        painter.setFont(font)
+        painter.setPen(QColor(c.text))
+        painter.drawText(QRect(left, box.top() + 6, right - left, fm.height()),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+        preview = index.data(PREVIEW_ROLE)
+        if preview:
+            small = QFont(font)
+            small.setPointSize(max(6, font.pointSize() - 1))
+            sfm = QFontMetrics(small)
+            painter.setFont(small)
+            painter.setPen(QColor(c.muted))
+            text = sfm.elidedText(str(preview), Qt.TextElideMode.ElideRight,
+                                  max(10, box.right() - 8 - left))
+            painter.drawText(QRect(left, box.top() + 6 + fm.height(), box.right() - left,
+                                   fm.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,
+                             index: QModelIndex | QPersistentModelIndex) -> None:
+        rect: QRect = option.rect
+        height = QFontMetrics(option.font).height() + 10
+        editor.setGeometry(rect.left() + 6, rect.top() + 2, rect.width() - 12, height)
 
 
 class Sidebar(QWidget):
@@ -43,54 +168,79 @@ class Sidebar(QWidget):
     delete_requested = Signal(int)
     restore_requested = Signal(int)
     purge_requested = Signal(int)
+    models_requested = Signal()
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setObjectName("sidebar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.store = store
         self.current_id: int | None = None
+        name = QLabel(APP_NAME, self)
+        name.setProperty("strong", True)
+        self.new_button = icon_button("new", "New chat (Ctrl+N)", self, size=18)
+        self.new_button.setObjectName("newChatButton")
         self.search = QLineEdit(self)
         self.search.setObjectName("searchField")
         self.search.setPlaceholderText("Search all messages (Ctrl+F)")
         self.search.setAccessibleName("Search conversations")
         self.search.setClearButtonEnabled(True)
-        self.new_button = QPushButton("New chat", self)
-        self.new_button.setObjectName("newChatButton")
-        self.new_button.setAccessibleName("New chat")
-        self.new_button.setToolTip("New chat (Ctrl+N)")
-        self.trash_button = QPushButton("Trash", self)
-        self.trash_button.setCheckable(True)
-        self.trash_button.setAccessibleName("Show trash")
-        self.title = QLabel("Conversations", self)
+        self.search.addAction(icons.themed("search", 16), QLineEdit.ActionPosition.LeadingPosition)
+        self.title = QLabel("", self)
+        self.title.setProperty("muted", True)
+        self.title.setProperty("small", True)
+        self.title.setWordWrap(True)
         self.list = QListWidget(self)
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName("Conversations")
-        self.list.setWordWrap(True)
-        self.list.setStyleSheet("QListWidget::item { padding: 4px 2px; }")
+        self.list.setItemDelegate(ConversationDelegate(self.list))
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.list.setMouseTracking(True)
+        self.list.setUniformItemSizes(False)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.setEditTriggers(
             QListWidget.EditTrigger.EditKeyPressed | QListWidget.EditTrigger.DoubleClicked
         )
-        self.restore_button = QPushButton("Restore", self)
+        self.restore_button = QPushButton(icons.themed("restore", 16), "Restore", self)
         self.restore_button.setAccessibleName("Restore conversation")
-        self.purge_button = QPushButton("Delete forever", self)
+        self.purge_button = QPushButton(icons.themed("trash", 16), "Delete forever", self)
         self.purge_button.setAccessibleName("Delete conversation forever")
+        self.purge_button.setProperty("danger", True)
         trash_row = QHBoxLayout()
+        trash_row.setContentsMargins(0, 0, 0, 0)
         trash_row.addWidget(self.restore_button)
         trash_row.addWidget(self.purge_button)
         self._trash_row = QWidget(self)
         self._trash_row.setLayout(trash_row)
         self._trash_row.hide()
+        self.trash_button = icon_button(
+            "trash", "Trash: restore deleted conversations or delete them for good", self,
+            text="Trash")
+        self.trash_button.setCheckable(True)
+        self.trash_button.setAccessibleName("Show trash")
+        self.models_button = icon_button("model", "Models: get, import and manage models", self,
+                                         text="Models")
+        self.models_button.setAccessibleName("Models")
 
         top = QHBoxLayout()
-        top.addWidget(self.new_button, 1)
-        top.addWidget(self.trash_button)
+        top.setContentsMargins(6, 0, 0, 0)
+        top.addWidget(name)
+        top.addStretch(1)
+        top.addWidget(self.new_button)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.trash_button)
+        bottom.addWidget(self.models_button)
+        bottom.addStretch(1)
         column = QVBoxLayout(self)
-        column.setContentsMargins(6, 6, 6, 6)
+        column.setContentsMargins(8, 10, 8, 8)
+        column.setSpacing(8)
         column.addLayout(top)
         column.addWidget(self.search)
         column.addWidget(self.title)
         column.addWidget(self.list, 1)
         column.addWidget(self._trash_row)
+        column.addLayout(bottom)
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -98,6 +248,7 @@ class Sidebar(QWidget):
         self._search_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
         self.new_button.clicked.connect(self.new_requested)
+        self.models_button.clicked.connect(self.models_requested)
         self.trash_button.toggled.connect(lambda _on: self.refresh())
         self.list.itemActivated.connect(self._activated)
         self.list.itemClicked.connect(self._activated)
@@ -107,7 +258,7 @@ class Sidebar(QWidget):
         self.purge_button.clicked.connect(lambda: self._on_selected(self.purge_requested))
         delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
         delete.setContext(Qt.ShortcutContext.WidgetShortcut)
-        delete.activated.connect(lambda: self._on_selected(self.delete_requested))
+        delete.activated.connect(self._delete_key)
         self._filling = False
 
     @property
@@ -119,98 +270,151 @@ class Sidebar(QWidget):
     def refresh(self) -> None:
         """Re-read the list for the current mode (cheap: a few indexed queries)."""
         self._filling = True
+        scroll = self.list.verticalScrollBar().value()
         self.list.clear()
         mode = self.mode
         self._trash_row.setVisible(mode == "trash")
         try:
             if mode == "trash":
-                self.title.setText("Trash — select a conversation to restore it")
-                for conv in self.store.list_trash():
+                trashed = self.store.list_trash()
+                self.title.setText("Trash — select a conversation to restore it or delete it "
+                                   "for good" if trashed else "The Trash is empty.")
+                self.title.setVisible(True)
+                for conv in trashed:
                     self._add(conv.id, conv.display_title, editable=False)
             elif mode == "search":
-                hits = self.store.search(self.search.text(), limit=100, prefix=True, marks=("«", "»"))
+                hits = self.store.search(self.search.text(), limit=100, prefix=True,
+                                         marks=("«", "»"))
                 self.title.setText(f"{len(hits)} matching message{'s' if len(hits) != 1 else ''}")
+                self.title.setVisible(True)
                 for hit in hits:
-                    text = f"{hit.conversation_title or 'New conversation'}\n{snippet_text(hit.snippet)}"
-                    item = self._add(hit.conversation_id, text, editable=False)
+                    item = self._add(hit.conversation_id, hit.conversation_title
+                                     or "New conversation", editable=False,
+                                     preview=snippet_text(hit.snippet))
                     item.setData(MESSAGE_ROLE, hit.message_id)
-                    item.setToolTip(html.escape(hit.snippet))
+                    item.setToolTip(plain_tip(hit.snippet))
             else:
-                self.title.setText("Conversations")
-                for conv in self.store.list_conversations():
-                    label = (PIN if conv.pinned else "") + conv.display_title
-                    item = self._add(conv.id, label, editable=True)
-                    item.setData(Qt.ItemDataRole.AccessibleTextRole, conv.display_title)
-                    if conv.id == self.current_id:
-                        self.list.setCurrentItem(item)
+                self._fill_list()
+        except UserError as err:  # a damaged or unreadable database: say so where the list is
+            self.title.setText(str(err))
+            self.title.setVisible(True)
         finally:
             self._filling = False
+        self.list.verticalScrollBar().setValue(scroll)
 
-    def _add(self, conv_id: int, text: str, *, editable: bool) -> QListWidgetItem:
+    def _fill_list(self) -> None:
+        conversations = self.store.list_conversations()
+        try:
+            previews = self.store.previews()
+        except UserError as err:  # a damaged page among the messages: titles still show
+            log.warning("no previews: %s", err)
+            previews = {}
+        self.title.setVisible(not conversations)
+        self.title.setText("No conversations yet. Start one with New chat (Ctrl+N).")
+        group = ""
+        now = time.time()
+        for conv in conversations:
+            heading = "Pinned" if conv.pinned else date_group(conv.updated_at, now)
+            if heading != group:
+                group = heading
+                self._heading(heading)
+            item = self._add(conv.id, conv.display_title, editable=True,
+                             preview=plain_preview(previews.get(conv.id, "")))
+            item.setData(PINNED_ROLE, conv.pinned)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, conv.display_title)
+            if conv.id == self.current_id:
+                self.list.setCurrentItem(item)
+
+    def _heading(self, text: str) -> None:
+        item = QListWidgetItem(text)
+        item.setData(HEADER_ROLE, True)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.list.addItem(item)
+
+    def _add(self, conv_id: int, text: str, *, editable: bool, preview: str = ""
+             ) -> QListWidgetItem:
         item = QListWidgetItem(text)
         item.setData(ID_ROLE, conv_id)
+        item.setData(PREVIEW_ROLE, preview)
+        item.setToolTip(text if not preview else f"{text}\n{preview}")
         if editable:
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         self.list.addItem(item)
         return item
 
+    def conversation_items(self) -> list[QListWidgetItem]:
+        """The listed conversations (not the date headings), in order."""
+        items = (self.list.item(row) for row in range(self.list.count()))
+        return [item for item in items if not item.data(HEADER_ROLE)]
+
     def set_current(self, conv_id: int | None) -> None:
+        """Select ``conv_id`` in the list (None: a new chat, nothing selected)."""
         self.current_id = conv_id
         if self.mode != "list":
             return
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if item.data(ID_ROLE) == conv_id:
-                self._filling = True
-                self.list.setCurrentItem(item)
-                self._filling = False
-                return
+        self._filling = True
+        try:
+            for item in self.conversation_items():
+                if item.data(ID_ROLE) == conv_id:
+                    self.list.setCurrentItem(item)
+                    self.list.scrollToItem(item)
+                    return
+            self.list.clearSelection()
+            self.list.setCurrentRow(-1)
+        finally:
+            self._filling = False
 
     def selected_id(self) -> int | None:
         item = self.list.currentItem()
-        return None if item is None else int(item.data(ID_ROLE))
+        if item is None or item.data(HEADER_ROLE) or not item.isSelected():
+            return None
+        return int(item.data(ID_ROLE))
 
     def _on_selected(self, signal: SignalInstance) -> None:
         conv_id = self.selected_id()
         if conv_id is not None:
             signal.emit(conv_id)
 
+    def _delete_key(self) -> None:
+        self._on_selected(self.purge_requested if self.mode == "trash" else self.delete_requested)
+
     def _activated(self, item: QListWidgetItem) -> None:
-        if self.mode == "trash":
+        if self.mode == "trash" or item.data(HEADER_ROLE):
             return
         message_id = item.data(MESSAGE_ROLE) or 0
         self.open_requested.emit(int(item.data(ID_ROLE)), int(message_id))
 
     def _changed(self, item: QListWidgetItem) -> None:
-        if self._filling or self.mode != "list":
+        if self._filling or self.mode != "list" or item.data(HEADER_ROLE):
             return
-        title = item.text().removeprefix(PIN).strip()
-        self.rename_requested.emit(int(item.data(ID_ROLE)), title)
+        self.rename_requested.emit(int(item.data(ID_ROLE)), item.text().strip())
 
     def start_rename(self, conv_id: int) -> None:
-        for row in range(self.list.count()):
-            item = self.list.item(row)
+        for item in self.conversation_items():
             if item.data(ID_ROLE) == conv_id:
-                self._filling = True
-                item.setText(item.text().removeprefix(PIN))
-                self._filling = False
                 self.list.setCurrentItem(item)
                 self.list.editItem(item)
                 return
 
     def _menu(self, pos: QPoint) -> None:
         item = self.list.itemAt(pos)
-        if item is None or self.mode == "search":
+        if item is None or item.data(HEADER_ROLE) or self.mode == "search":
             return
         conv_id = int(item.data(ID_ROLE))
         menu = QMenu(self)
         if self.mode == "trash":
-            menu.addAction("Restore", lambda: self.restore_requested.emit(conv_id))
-            menu.addAction("Delete forever", lambda: self.purge_requested.emit(conv_id))
+            menu.addAction(icons.themed("restore"), "Restore",
+                           lambda: self.restore_requested.emit(conv_id))
+            menu.addAction(icons.themed("trash"), "Delete forever…",
+                           lambda: self.purge_requested.emit(conv_id))
         else:
-            pinned = item.text().startswith(PIN)
-            menu.addAction("Rename", lambda: self.start_rename(conv_id))
-            menu.addAction("Unpin" if pinned else "Pin",
+            pinned = bool(item.data(PINNED_ROLE))
+            menu.addAction(icons.themed("edit"), "Rename", lambda: self.start_rename(conv_id))
+            menu.addAction(icons.themed("pin"), "Unpin" if pinned else "Pin",
                            lambda: self.pin_requested.emit(conv_id, not pinned))
-            menu.addAction("Delete", lambda: self.delete_requested.emit(conv_id))
+            menu.addAction(icons.themed("trash"), "Delete",
+                           lambda: self.delete_requested.emit(conv_id))
         menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def sizeHint(self) -> QSize:
+        return QSize(264, 600)

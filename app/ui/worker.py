@@ -53,6 +53,7 @@ class EngineHost(QObject):
     backend_ready = Signal(str)
     load_started = Signal(str)  # the path being loaded
     loaded = Signal(object)  # ModelInfo
+    load_note = Signal(str)  # why the usual model was not the one loaded (shown as a banner)
     load_failed = Signal(str, object)  # message, ModelInfo still loaded or False
     user_stored = Signal(object)  # StoredMessage: the user message a request added
     reply_started = Signal(object)  # StoredMessage (partial)
@@ -96,10 +97,11 @@ class EngineHost(QObject):
         self._submit(self._load, requested)
 
     def send(self, conversation_id: int | None, text: str,
-             overrides: Mapping[str, Any] | None = None) -> int:
-        """A user message and its reply (``overrides``: this request's sampling changes)."""
+             overrides: Mapping[str, Any] | None = None, system: str | None = None) -> int:
+        """A user message and its reply (``overrides``: this request's sampling changes;
+        ``system``: its system prompt, which a new conversation keeps)."""
         return self._reply(lambda s, t, p: s.send(conversation_id, text, overrides=overrides,
-                                                  ticket=t, on_progress=p))
+                                                  system=system, ticket=t, on_progress=p))
 
     def regenerate(self, message_id: int, overrides: Mapping[str, Any] | None = None) -> int:
         return self._reply(lambda s, t, p: s.regenerate(message_id, overrides=overrides,
@@ -159,7 +161,7 @@ class EngineHost(QObject):
         try:
             choice = service.choose_model(requested)
             self._emit(self.load_started, choice.path)
-            info = service.load_model(choice.path)
+            info = service.load_model(choice)
         except UserError as err:
             self._emit(self.load_failed, str(err), self._still_loaded(service))
         except MemoryError:
@@ -171,6 +173,8 @@ class EngineHost(QObject):
             self._emit(self.load_failed, f"Could not load the model ({type(err).__name__}: "
                        f"{err}); choose another model.", self._still_loaded(service))
         else:
+            if service.load_note:
+                self._emit(self.load_note, service.load_note)
             self._emit(self.loaded, info)
 
     @staticmethod

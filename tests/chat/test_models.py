@@ -42,3 +42,32 @@ def test_an_explicit_choice_must_resolve(tmp_path: Path) -> None:
         choose_model("llama-9000")
     missing = str(tmp_path / "missing.gguf")
     assert choose_model(missing).path == missing  # the engine then names what is wrong
+
+
+def test_remote_engine_references(starter_model: Path) -> None:
+    import keyring
+
+    from app.chat.models import remote_choice
+    from app.engine.remote import registry
+    from app.engine.remote.errors import EngineNotFoundError
+    from tests.hub.memory_keyring import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        registry.add_engine("office", "http://192.168.1.9:8080")
+        choice = choose_model("engine:office/llama-2-7b")
+        assert (choice.path, choice.name) == ("engine:office/llama-2-7b", "llama-2-7b @ office")
+        assert remote_choice("office", "m").path == "engine:office/m"
+        assert remote_choice("http://127.0.0.1:8080").path == "engine:http%3A%2F%2F127.0.0.1%3A8080"
+        # A conversation's engine is used again while configured...
+        assert choose_model(conversation="engine:office/m").path == "engine:office/m"
+        with pytest.raises(EngineNotFoundError):
+            choose_model("engine:nowhere/m")
+        # ...and once it is removed, the usual model is used, saying why.
+        registry.remove_engine("office")
+        fallback = choose_model(conversation="engine:office/m")
+        assert fallback.path == str(starter_model) or Path(fallback.path).exists()
+        assert "engine:office/m was not used" in fallback.note and "instead" in fallback.note
+    finally:
+        keyring.set_keyring(previous)

@@ -133,3 +133,27 @@ def test_message_too_long_is_refused_before_anything_is_stored(llama_desk_home: 
         # No orphan user message: the refused one was never stored.
         assert [m.role for m in branch] == ["user", "assistant"]
         assert branch[0].content == "Say hi."
+
+
+def test_invalid_utf8_is_replaced_said_once_and_the_chat_goes_on(llama_desk_home: Path) -> None:
+    """Bad bytes on stdin, in the message argument and in --system: U+FFFD, one note, no crash."""
+    env = {**os.environ, "LLAMA_DESK_HOME": str(llama_desk_home), "PYTHONUNBUFFERED": "1",
+           "LC_ALL": "C.UTF-8"}
+    proc = subprocess.run(
+        [sys.executable, "main.py", "chat", "--max-tokens", "4", "--seed", "1",
+         "--system", os.fsdecode(b"Be brief \xff.")],
+        cwd=ROOT, env=env, input=b"caf\xe9 au lait?\n\xc3\x28 twice\nAll good now.\n",
+        capture_output=True, timeout=180)
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    assert err.count("not valid UTF-8") == 1 and "Traceback" not in err
+    with Store.open() as store:
+        [conv] = store.list_conversations()
+        users = [m.content for m in store.current_branch(conv.id) if m.role == "user"]
+        assert users == ["caf\ufffd au lait?", "\ufffd( twice", "All good now."]
+        assert conv.system_prompt == "Be brief \ufffd."
+    one = subprocess.run([sys.executable, "main.py", "chat", "--max-tokens", "2",
+                          os.fsdecode(b"hi \x80 there")], cwd=ROOT, env=env,
+                         capture_output=True, timeout=180)
+    assert one.returncode == 0, one.stderr
+    assert b"not valid UTF-8" in one.stderr

@@ -10,6 +10,7 @@ from app.engine.hardware import GIB, Gpu, Hardware
 from app.engine.planner import (
     GPU_RESERVE,
     RAM_RESERVE,
+    WORKER_RESERVE,
     ModelShape,
     Verdict,
     compute_bytes,
@@ -18,6 +19,7 @@ from app.engine.planner import (
     plan,
     plan_for_file,
 )
+from app.engine.rpc import WorkerInfo
 from tests.hub.fixtures import tiny_gguf
 
 SEVEN = ModelShape.known("7B", weights_bytes=4_081_004_224)
@@ -170,3 +172,34 @@ def test_plan_for_file_parses_each_file_version_once(
     assert first.verdict is Verdict.CPU_ONLY and first.n_layers == 2
     assert plan_for_file(str(path), 512, cpu(8 * GIB)) == first
     assert parsed == [path]  # the second plan used the cached shape
+
+
+def workers(*gib_free: float) -> list[WorkerInfo]:
+    return [WorkerInfo(f"10.0.0.{i + 2}:50052", (7, 0, 0), ((int(g * GIB), int(g * GIB)),))
+            for i, g in enumerate(gib_free)]
+
+
+def test_workers_memory_lets_a_70b_be_planned_across_machines() -> None:
+    desktop = cpu(16 * GIB)
+    alone = plan(SEVENTY, 4096, desktop)
+    assert alone.verdict is Verdict.WONT_FIT
+    assert plan(SEVENTY, 4096, desktop, workers=workers(24, 24)).verdict is Verdict.FITS_GPU
+    spread = plan(SEVENTY, 4096, desktop, workers=workers(24, 24))
+    assert spread.gpu_layers == -1 and spread.workers == 2 and spread.short == "fits on workers"
+    assert spread.gpu_budget == 48 * GIB - 2 * WORKER_RESERVE
+    assert "2 RPC workers" in spread.message
+    # One 24 GiB worker holds part of it; the rest stays in the desktop's RAM.
+    partial = plan(SEVENTY, 4096, desktop, workers=workers(32))
+    assert partial.verdict is Verdict.PARTIAL and 0 < partial.gpu_layers < 80
+    assert partial.short == f"partial {partial.gpu_layers}/80 on workers"
+    assert "1 RPC worker" in partial.message and "the rest in RAM" in partial.message
+    # Too little everywhere: the message counts the workers too.
+    short = plan(SEVENTY, 4096, cpu(8 * GIB), workers=workers(4))
+    assert short.verdict is Verdict.WONT_FIT and "on 1 RPC worker" in short.message
+
+
+def test_workers_add_to_a_local_gpu() -> None:
+    both = plan(SEVENTY, 4096, gpu(24 * GIB, ram=16 * GIB), workers=workers(24))
+    assert both.verdict is Verdict.FITS_GPU
+    assert both.gpu_budget == 48 * GIB - GPU_RESERVE - WORKER_RESERVE
+    assert "GPU + 1 RPC worker" in both.message

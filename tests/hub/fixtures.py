@@ -57,8 +57,14 @@ def tiny_gguf(path: Path, *, payload_mib: float = 3.0, seed: int = 0) -> bytes:
     writer.add_head_count(4)
     writer.add_head_count_kv(4)
     writer.add_file_type(15)  # Q4_K_M, as the catalogue's default files say
+    writer.add_layer_norm_rms_eps(1e-5)
     rng = np.random.default_rng(seed)
-    rows = max(1, int(payload_mib * 1024 * 1024 / (n_embd * 4)))
+    rows = max(3, int(payload_mib * 1024 * 1024 / (n_embd * 4)))
+    # A vocabulary as long as the embedding (the model-file check compares them).
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([f"<t{i}>" for i in range(rows)])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
     writer.add_tensor("token_embd.weight", rng.random((rows, n_embd), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -50,6 +50,8 @@ def test_bundle_layout(bundle: Path) -> None:
     assert (internal / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").stat().st_size > 50_000_000
     libs = {p.name for p in (internal / "llama_cpp" / "lib").iterdir()}
     assert {"libllama.so", "libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0"} <= libs
+    assert "libggml-rpc.so.0" in libs  # llama-cpp-python is built with RPC
+    assert os.access(internal / "bin" / "ggml-rpc-server", os.X_OK)
     assert (internal / "PySide6" / "Qt" / "plugins" / "platforms" / "libqoffscreen.so").is_file()
     assert (internal / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so").is_file()
     assert (internal / "resources" / "icons" / "llama-desk-256.png").is_file()
@@ -87,6 +89,27 @@ def test_bundle_cli_arguments(bundle: Path, tmp_path: Path) -> None:
     wrong = subprocess.run([str(bundle / "llama-desk"), "no-such-command"], env=env,
                            capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+
+
+def test_bundle_serves_the_api(bundle: Path, tmp_path: Path) -> None:
+    import signal
+
+    import httpx2
+
+    proc = subprocess.Popen([str(bundle / "llama-desk"), "serve", "--port", "0", "--ctx", "512"],
+                            env=bare_env(tmp_path / "h"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+        answer = httpx2.post(url + "/chat/completions", timeout=60, json={
+            "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "seed": 1})
+        assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
 
 
 def python_locations() -> list[Path]:
@@ -144,3 +167,28 @@ def test_installed_bundle_runs_from_the_menu_command(bundle: Path, tmp_path: Pat
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert gone.returncode == 0, gone.stderr
     assert not (home / ".local" / "opt" / "llama-desk").exists()
+
+
+def test_bundled_worker_serves_rpc(bundle: Path, tmp_path: Path) -> None:
+    """`llama-desk worker` from the bundle runs the bundled rpc-server, with no Python around."""
+    import signal
+
+    from app.engine import rpc
+    from tests.workers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(bundle / "llama-desk"), "worker", "--port", str(port)],
+                            env=bare_env(tmp_path / "h"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"listening on 127.0.0.1:{port}" in first, first + proc.stderr.read()
+        info = rpc.probe(f"127.0.0.1:{port}")  # this app's protocol version: the same llama.cpp
+        assert info.version[:2] == rpc.PROTOCOL
+        assert "client connected (1 so far)" in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped (1 client connection(s) served)" in out

@@ -45,6 +45,10 @@ def test_rename(store: Store) -> None:
     assert renamed.title == "Better name"
     store.add_user_message(conv.id, "another question")  # a rename is kept
     assert store.get_conversation(conv.id).title == "Better name"
+    other = store.create_conversation()
+    store.add_user_message(other.id, "newer")
+    store.rename(conv.id, "Renamed again")  # renaming does not move it up the list
+    assert [c.id for c in store.list_conversations()] == [other.id, conv.id]
     with pytest.raises(StoreError, match="cannot be empty"):
         store.rename(conv.id, "   ")
 
@@ -113,3 +117,16 @@ def test_ids_are_not_reused_after_delete(store: Store) -> None:
 def test_unknown_conversation_is_a_clear_error(store: Store, call: object) -> None:
     with pytest.raises(StoreError, match="No conversation with id 999"):
         call(store)  # type: ignore[operator]
+
+
+def test_previews_show_the_latest_message(store: Store) -> None:
+    conv = store.create_conversation()
+    user = store.add_user_message(conv.id, "What is\n a  llama?")
+    assert store.previews() == {conv.id: "What is a llama?"}
+    reply = store.start_assistant(conv.id, user.id)  # still empty: the question shows
+    assert store.previews()[conv.id] == "What is a llama?"
+    store.save_partial_text(reply.id, "A llama is a camelid. " * 20)
+    assert store.previews(limit=30)[conv.id] == "A llama is a camelid. A llama"
+    empty = store.create_conversation()
+    store.trash(conv.id)
+    assert store.previews() == {} and empty.id not in store.previews()

@@ -136,7 +136,7 @@ HOSTILE = [
     (mutate("conversations.0", "text"), "must be an object"),
     (mutate("conversations.0.messages", "x"), "messages: must be a list"),
     (mutate("conversations.0.messages.0.content", 5), "content: must be a string, got int"),
-    (mutate("conversations.0.messages.0.content", "x" * 4_000_001), "limit 4,000,000"),
+    (mutate("conversations.0.messages.0.content", "x" * 16_000_001), "limit 16,000,000"),
     (mutate("conversations.0.messages.0.content", "bad \ud800 text"), "not valid Unicode"),
     (mutate("conversations.0.messages.0.role", "root"), "role: must be one of"),
     (mutate("conversations.0.messages.0.state", "done"), "state: must be one of"),

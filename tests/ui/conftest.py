@@ -19,6 +19,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
 
 
+@pytest.fixture(autouse=True)
+def _app_look(qapp: Any) -> Iterator[None]:
+    """A window sets the app's font, palette and style sheet (the settings): put them back."""
+    from PySide6.QtGui import QPalette
+
+    from app.ui import theme
+
+    font, palette, sheet = qapp.font(), QPalette(qapp.palette()), qapp.styleSheet()
+    yield
+    theme.set_choice("system")
+    qapp.setFont(font)
+    qapp.setPalette(palette)
+    qapp.setStyleSheet(sheet)
+
+
 @pytest.fixture
 def fake_engine() -> FakeEngine:
     return FakeEngine()

@@ -164,6 +164,22 @@ class FakeEngine:
         self._cancel.clear()
         return FakeGeneration(self, prompt, list(self.script), on_progress)
 
+    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+                      on_progress: ProgressCallback | None = None) -> FakeGeneration:
+        self._touch()
+        sampling = sampling or Sampling()
+        if self.info is None:
+            raise UserError("No model is loaded; choose a model first.")
+        if words(text) + sampling.max_tokens > self.n_ctx:
+            raise ContextOverflowError(f"The prompt needs {words(text)} tokens but only "
+                                       f"{self.n_ctx - sampling.max_tokens} fit.")
+        prompt = PreparedPrompt(list(range(words(text))), text, 0, "text")
+        self.last_prompt = prompt
+        self.requests.append([Message("user", text)])
+        self.samplings.append(sampling)
+        self._cancel.clear()
+        return FakeGeneration(self, prompt, list(self.script), on_progress)
+
     def cancel(self) -> None:
         self._cancel.set()
 

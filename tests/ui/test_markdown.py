@@ -50,3 +50,34 @@ def test_settled_length_stops_at_paragraphs_outside_fences() -> None:
     assert settled_length(text) == len("intro\n\n")  # the blank line inside the fence is not a cut
     closed = "```\ncode\n```\nafter"
     assert settled_length(closed) == len("```\ncode\n```\n")
+
+
+def test_tables_have_borders_and_padding() -> None:
+    from app.ui.markdown import render_segments
+
+    [html] = render_segments("| a | b |\n|:--|--:|\n| 1 | 2 |\n")
+    assert isinstance(html, str)
+    assert 'border="1"' in html and 'cellpadding="7"' in html and "border-collapse" in html
+    assert '<th align="left"' in html and '<td align="right">2</td>' in html
+
+
+def test_blockquotes_task_lists_and_bare_links() -> None:
+    out = render_markdown("> quoted\n\n- [ ] todo\n- [x] done\n\nsee https://example.com/a_b. now"
+                          " and `https://not.a/link`").html
+    assert 'bgcolor' in out and "quoted" in out  # the quote's bar
+    assert "☐ todo" in out and "☑ done" in out and "list-style-type:none" in out
+    assert '<a href="https://example.com/a_b">https://example.com/a_b</a>.' in out
+    assert 'href="https://not.a/link"' not in out  # code stays code
+    mixed = render_markdown("- [ ] a task\n- a plain item\n").html
+    assert "list-style-type:none" not in mixed  # only a list of tasks loses its bullets
+
+
+def test_top_level_code_blocks_are_segments_of_their_own() -> None:
+    from app.ui.markdown import CodeSegment, render_segments
+
+    segments = render_segments("Intro\n\n```sh\nls -l\n```\n\n- item\n\n  ```\n  nested\n  ```\n",
+                               message_id=3)
+    assert isinstance(segments[0], str) and "Intro" in segments[0]
+    code = segments[1]
+    assert isinstance(code, CodeSegment) and (code.lang, code.code, code.index) == ("sh", "ls -l\n", 0)
+    assert isinstance(segments[2], str) and "llamadesk:code/3/1" in segments[2]  # nested: inline

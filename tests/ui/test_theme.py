@@ -1,4 +1,4 @@
-"""The theme follows the OS: Fusion, with the dark palette only when the OS asks for dark."""
+"""The theme: Fusion with a light or dark palette and style sheet, as the OS or the setting asks."""
 
 from __future__ import annotations
 
@@ -17,18 +17,36 @@ def test_dark_palette_is_light_text_on_dark() -> None:
     assert base < 64 and text > 192
 
 
-def test_apply_theme_follows_the_scheme(qapp: QApplication, monkeypatch: Any) -> None:
-    before = (qapp.style().name(), QPalette(qapp.palette()))
+def test_disabled_text_looks_disabled_in_both_themes() -> None:
+    for colors in (theme.LIGHT, theme.DARK):
+        palette = theme._palette(colors)
+        for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.Text):
+            enabled = palette.color(QPalette.ColorGroup.Active, role)
+            disabled = palette.color(QPalette.ColorGroup.Disabled, role)
+            assert abs(enabled.lightness() - disabled.lightness()) > 60, (colors.dark, role)
+    sheet = theme.style_sheet(theme.DARK, 11)
+    assert "QToolButton#sendButton:disabled" in sheet and "QPushButton:disabled" in sheet
+
+
+def test_apply_theme_follows_the_scheme_and_the_setting(qapp: QApplication,
+                                                        monkeypatch: Any) -> None:
+    before = (QPalette(qapp.palette()), qapp.styleSheet(), qapp.font())
     try:
-        monkeypatch.setattr(theme, "is_dark", lambda: True)
+        monkeypatch.setattr(theme, "system_is_dark", lambda: True)
+        theme.set_choice("system")
+        theme.apply_theme(qapp, 14)
+        assert qapp.palette().color(QPalette.ColorRole.Base).name() == theme.DARK.window
+        assert theme.DARK.window in qapp.styleSheet()
+        assert qapp.font().pointSize() == 14  # the font-size setting, for every widget
+        theme.set_choice("light")  # the setting wins over the OS
         theme.apply_theme(qapp)
-        assert qapp.style().name().lower() == "fusion"
-        assert qapp.palette().color(QPalette.ColorRole.Base) == theme.dark_palette().color(
-            QPalette.ColorRole.Base)
-        monkeypatch.setattr(theme, "is_dark", lambda: False)
-        theme.apply_theme(qapp)
-        assert qapp.palette().color(QPalette.ColorRole.Base) == qapp.style().standardPalette().color(
-            QPalette.ColorRole.Base)
+        assert not theme.is_dark()
+        assert qapp.palette().color(QPalette.ColorRole.Base).name() == theme.LIGHT.window
+        monkeypatch.setattr(theme, "system_is_dark", lambda: False)
+        theme.set_choice("dark")
+        assert theme.is_dark()
     finally:
-        qapp.setStyle(before[0])
-        qapp.setPalette(before[1])
+        theme.set_choice("system")
+        qapp.setPalette(before[0])
+        qapp.setStyleSheet(before[1])
+        qapp.setFont(before[2])

@@ -7,8 +7,10 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QPushButton
 
 from app.store import Store
+from app.ui.sidebar import PINNED_ROLE, PREVIEW_ROLE
 from app.ui.worker import ReplyDone
 from tests.ui.conftest import wait_idle
 from tests.ui.fakes import FakeEngine
@@ -46,7 +48,7 @@ def test_send_streams_reply_and_stores_it(qtbot: Any, make_window: Any) -> None:
         assert branch[1].model_name == "Starter (SmolLM2 135M)"
         assert store.get_conversation(window.conv_id).title == "Hi there"
     assert window.meter.text().endswith("/ 4,096 tokens")
-    assert window.sidebar.list.count() == 1
+    assert len(window.sidebar.conversation_items()) == 1
 
 
 def test_stop_keeps_partial_text_and_labels_it(qtbot: Any, make_window: Any) -> None:
@@ -108,20 +110,20 @@ def test_delete_then_undo_and_trash_restore(qtbot: Any, make_window: Any) -> Non
     conv_id = window.conv_id
     window.delete_conversation(conv_id)
     assert window.conv_id is None
-    assert window.sidebar.list.count() == 0
-    undo = next(b for b in window.banners.banners if b.key == "undo")
+    assert window.sidebar.conversation_items() == []
+    undo = next(b for b in window.banners.banners if b.key == f"undo-{conv_id}")
     assert "moved to Trash" in undo.text
-    button = next(b for b in undo.findChildren(type(window.composer.button)) if b.text() == "Undo")
+    button = next(b for b in undo.findChildren(QPushButton) if b.text() == "Undo")
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert window.sidebar.list.count() == 1
+    assert len(window.sidebar.conversation_items()) == 1
     assert window.conv_id == conv_id
     window.delete_conversation(conv_id)
     window.sidebar.trash_button.setChecked(True)
-    assert window.sidebar.list.count() == 1
+    assert len(window.sidebar.conversation_items()) == 1
     window.sidebar.list.setCurrentRow(0)
     qtbot.mouseClick(window.sidebar.restore_button, Qt.MouseButton.LeftButton)
     window.sidebar.trash_button.setChecked(False)
-    assert window.sidebar.list.count() == 1
+    assert len(window.sidebar.conversation_items()) == 1
 
 
 def test_search_finds_a_message_and_opens_it(qtbot: Any, make_window: Any) -> None:
@@ -137,7 +139,8 @@ def test_search_finds_a_message_and_opens_it(qtbot: Any, make_window: Any) -> No
     qtbot.waitUntil(lambda: window.sidebar.mode == "search" and window.sidebar.list.count() == 1,
                     timeout=5000)
     item = window.sidebar.list.item(0)
-    assert "«Bananas»" in item.text()
+    assert item.text() == "Tell me about fruit"
+    assert "«Bananas»" in item.data(PREVIEW_ROLE)
     window.sidebar.list.itemActivated.emit(item)
     assert window.branch[-1].content == "Bananas are yellow."
 
@@ -183,7 +186,7 @@ def test_context_marker_when_old_messages_no_longer_fit(qtbot: Any, make_window:
     for i in range(4):
         send(qtbot, window, f"question {i} " + "pad " * 20)
     assert "no longer fit the model's context" in doc_text(window)
-    assert engine.requests and window.dropped[window.conv_id] > 0
+    assert engine.requests and window.branch[-1].stats["dropped_messages"] > 0
 
 
 def test_keyboard_new_chat_newline_and_copy_last_reply(qtbot: Any, make_window: Any) -> None:
@@ -193,7 +196,8 @@ def test_keyboard_new_chat_newline_and_copy_last_reply(qtbot: Any, make_window: 
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert QGuiApplication.clipboard().text() == "Copied reply."
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    assert window.conv_id is None and window.chat.toPlainText() == ""
+    assert window.conv_id is None and window.chat.welcome.isVisibleTo(window)
+    assert "What can I help with?" in window.chat.toPlainText()
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.keyClicks(window.composer.edit, "line one")
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
@@ -228,15 +232,21 @@ def test_restores_geometry_splitter_and_last_conversation(qtbot: Any, make_windo
     window = make_window(FakeEngine())
     send(qtbot, window, "Remember me")
     conv_id = window.conv_id
-    window.resize(640, 480)
-    window.splitter.setSizes([300, 600])
+    window.resize(780, 560)  # narrow (the offscreen screen is 800 wide): the sidebar folds
+    assert not window.sidebar.isVisibleTo(window)
+    window.set_sidebar_visible(True)  # shown by hand
+    window.splitter.setSizes([300, 480])
     sizes = window.splitter.sizes()
     window.close()
     again = make_window(FakeEngine())
     assert again.conv_id == conv_id
     assert "Remember me" in doc_text(again)
-    assert again.size().width() == 640
-    assert again.splitter.sizes() == sizes
+    assert again.size().width() == 780
+    assert not again.sidebar.isVisibleTo(again)  # narrow again: folded, one toggle away
+    again.sidebar_button.click()
+    assert again.sidebar.isVisibleTo(again)
+    qtbot.waitUntil(lambda: again.splitter.sizes()[0] > 0, timeout=3000)
+    assert abs(again.splitter.sizes()[0] - sizes[0]) <= 2  # the width it had
 
 
 def test_first_run_invites_llama2_download(qtbot: Any, make_window: Any) -> None:
@@ -282,7 +292,9 @@ def test_rename_in_place_and_pin(qtbot: Any, make_window: Any) -> None:
     item.setText("Renamed chat")  # what the in-place editor commits
     assert window.store.get_conversation(first_id).title == "Renamed chat"
     window.pin_conversation(first_id, True)
-    assert window.sidebar.list.item(0).text() == "★ Renamed chat"  # pinned first
+    first = window.sidebar.conversation_items()[0]  # pinned first, under "Pinned"
+    assert window.sidebar.list.item(0).text() == "Pinned"
+    assert first.text() == "Renamed chat" and first.data(PINNED_ROLE)
 
 
 def test_settings_dialog_sets_system_prompt_and_sampling(qtbot: Any, make_window: Any,
@@ -349,7 +361,49 @@ def test_autoscroll_follows_unless_user_scrolled_up(qtbot: Any, make_window: Any
     window = make_window(engine)
     send(qtbot, window, "Long please")
     bar = window.chat.verticalScrollBar()
-    assert bar.maximum() > 0 and bar.value() == bar.maximum()
-    bar.setValue(0)
-    send(qtbot, window, "Again")
-    assert bar.value() == 0  # the reader stays where they scrolled
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=5000)
+    engine.delay = 0.01
+    window.composer.set_text("Again")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "line 20" in window.chat.live_text(), timeout=10_000)
+    bar.triggerAction(bar.SliderAction.SliderToMinimum)  # the reader scrolls up mid-reply
+    wait_idle(qtbot, window)
+    assert bar.value() == 0  # and stays where they scrolled while the reply went on
+    send(qtbot, window, "Once more")  # sending shows the end again
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=5000)
+
+
+def test_reading_progress_shows_in_the_reply_and_the_status_line(qtbot: Any,
+                                                                 make_window: Any) -> None:
+    engine = FakeEngine(["Done."])
+    engine.prefill_steps = 10
+    engine.prefill_delay = 0.05
+    window = make_window(engine)
+    seen: set[str] = set()
+    window.composer.set_text("one two three four five six seven eight nine ten " * 5)
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+
+    def reading() -> bool:
+        text = window.state_label.text()
+        if text.startswith("Reading the conversation: "):
+            seen.add(text)
+            seen.add(window.chat.toPlainText().splitlines()[-2])
+        return len(seen) >= 4
+
+    qtbot.waitUntil(reading, timeout=10_000)
+    wait_idle(qtbot, window)
+    assert any("Reading the conversation: " in s and " / " in s and "tokens" in s for s in seen)
+    assert window.state_label.text().startswith("Ready: ")
+    assert "Reading the conversation" not in doc_text(window) and "Done." in doc_text(window)
+
+
+def test_an_example_prompt_of_the_welcome_is_sent(qtbot: Any, make_window: Any) -> None:
+    engine = FakeEngine(["Sure."])
+    window = make_window(engine)
+    assert window.chat.welcome.isVisibleTo(window)
+    assert "Starter (SmolLM2 135M)" in window.chat.welcome.model.text()
+    example = window.chat.welcome.examples[0]
+    with qtbot.waitSignal(window.reply_done, timeout=10_000):
+        qtbot.mouseClick(example, Qt.MouseButton.LeftButton)
+    assert engine.requests[-1][-1].content == example.prompt
+    assert not window.chat.welcome.isVisibleTo(window)

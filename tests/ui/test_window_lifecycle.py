@@ -48,6 +48,7 @@ def test_deleting_forever_stops_the_reply_of_that_conversation(qtbot: Any,
     window = make_window(engine)
     conv_id = start_reply(qtbot, window, "Doomed")
     window.delete_conversation(conv_id)
+    window.confirm_purge = lambda _title: True  # type: ignore[method-assign]  # "Delete forever"
     window.purge_conversation(conv_id)
     wait_idle(qtbot, window, timeout=3000)
     assert window.composer.button.text() == "Send"
@@ -153,11 +154,12 @@ def test_picker_verdicts_follow_the_context_size(qtbot: Any, starter_model: Path
     picker = ModelPicker()
     qtbot.add_widget(picker)
     picker.refresh(4096)
-    qtbot.waitUntil(lambda: "fits at 4096" in picker.itemText(0), timeout=5000)
+    qtbot.waitUntil(lambda: "fits at 4096" in picker.detail(0), timeout=5000)
+    assert picker.itemText(0) == "Starter (SmolLM2 135M)"  # the name; the rest is the detail
     picker.refresh(32768)
-    qtbot.waitUntil(lambda: "fits at 32768" in picker.itemText(0), timeout=5000)
+    qtbot.waitUntil(lambda: "fits at 32768" in picker.detail(0), timeout=5000)
     picker.refresh(4096)  # known already: shown at once
-    assert "fits at 4096" in picker.itemText(0)
+    assert "fits at 4096" in picker.detail(0)
 
 
 def test_settings_context_change_refreshes_the_picker(qtbot: Any, make_window: Any,
@@ -178,7 +180,8 @@ def test_settings_context_change_refreshes_the_picker(qtbot: Any, make_window: A
     with qtbot.waitSignal(window.model_ready, timeout=10_000):  # reloaded with the new context
         window.open_settings()
     assert window.picker.n_ctx == 2048
-    qtbot.waitUntil(lambda: "fits at 2048" in window.picker.currentText(), timeout=5000)
+    qtbot.waitUntil(lambda: "fits at 2048" in window.picker.detail(window.picker.currentIndex()),
+                    timeout=5000)
 
 
 def test_inspector_shows_the_note_as_plain_text(qtbot: Any) -> None:
@@ -189,3 +192,27 @@ def test_inspector_shows_the_note_as_plain_text(qtbot: Any) -> None:
     summary = dialog.summary.text()
     assert "<img" not in summary and "&lt;img src=&#x27;x&#x27;&gt;&lt;b&gt;Evil" in summary
     assert summary.startswith("<b>3 tokens</b>")
+
+
+def test_a_model_that_failed_to_load_is_not_the_default_at_start(
+        qtbot: Any, make_window: Any, tiny_llama2: Path, tmp_path: Path) -> None:
+    """It took the app down last time (or failed): the window opens with the starter and says so."""
+    import pytest
+
+    from app import settings as app_settings
+    from app.errors import ModelFileError
+    from app.hub import installed, load_failures
+
+    copy = tmp_path / "broken-llama.gguf"
+    copy.write_bytes(tiny_llama2.read_bytes())
+    model = installed.import_model(copy)
+    saved = app_settings.load()
+    saved.model = str(model.path)
+    app_settings.save(saved)
+    with pytest.raises(ModelFileError), load_failures.loading(model.path):
+        raise ModelFileError("llama.cpp could not load it")
+    window = make_window(FakeEngine())
+    assert window.model_info is not None and window.model_info.name == "Starter (SmolLM2 135M)"
+    qtbot.waitUntil(lambda: any("was not loaded" in t for t in window.banners.texts()), timeout=5000)
+    [note] = [t for t in window.banners.texts() if "was not loaded" in t]
+    assert model.name in note and "could not load it" in note and "started with" in note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from app.commands.progress import PromptProgress
+from app.commands.reading import PromptProgress
 
 
 class Clock:
