@@ -8,14 +8,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 from app.engine import seqstate
 from app.engine.budget import TokenCounts, fit_prompt
 from app.engine.formats import PromptFormat, choose_format
+from app.engine.generation import StreamedGeneration
 from app.engine.modelfile import ModelFileInfo, check_model_file
 from app.engine.prefill import keep_prefix, read_prompt
 from app.engine.threads import choose_threads
@@ -419,32 +419,11 @@ class LlamaEngine:
             if out.generated_tokens > 1 and last > first:
                 out.tokens_per_s = (out.generated_tokens - 1) / (last - first)
 
-class Generation:
-    """One streaming reply: iterate for text chunks (valid UTF-8), then read ``result``.
 
-    Iterate it on the engine's owner thread. Abandoning it early (``close()`` or dropping it)
-    stops generation and reports ``cancelled``.
-    """
+class Generation(StreamedGeneration):
+    """One streaming reply of the local engine (see ``StreamedGeneration``), with its sampling."""
 
     def __init__(self, engine: LlamaEngine, prompt: PreparedPrompt, sampling: Sampling,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
-        self.prompt = prompt
         self.sampling = sampling
-        self._result = GenerationResult()
-        self._iter = engine._stream(prompt, sampling, self._result, on_progress)
-
-    def __iter__(self) -> Iterator[str]:
-        return self._iter
-
-    def close(self) -> None:
-        """Stop early; ``result`` then reports ``cancelled``."""
-        self._iter.close()
-
-    @property
-    def result(self) -> GenerationResult:
-        """The stats; complete once iteration has finished."""
-        return replace(self._result)
-
-    def text(self) -> str:
-        """Run to the end and return the whole reply."""
-        return "".join(self)
+        super().__init__(prompt, lambda out: engine._stream(prompt, sampling, out, on_progress))

@@ -17,15 +17,16 @@ import pickle
 import threading
 import time
 import traceback
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from app.engine.engine import LlamaEngine, LoadOptions, ModelInfo
+from app.engine.generation import StreamedGeneration
 from app.engine.protocol import ProgressCallback
 from app.engine.rpc import LOST_MARKER, WorkerError, lost_message, still_reachable
-from app.engine.types import EngineState, GenerationResult, Message, PreparedPrompt, Sampling
+from app.engine.types import EngineState, Message, PreparedPrompt, Sampling
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -296,19 +297,17 @@ class IsolatedEngine:
         return 0
 
 
-class IsolatedGeneration:
+class IsolatedGeneration(StreamedGeneration):
     """``Generation``'s interface over the child: chunks, then ``result``."""
 
     def __init__(self, engine: IsolatedEngine, prompt: PreparedPrompt, sampling: Sampling,
                  on_progress: ProgressCallback | None = None) -> None:
-        self.prompt = prompt
         self._on_progress = on_progress
         self.sampling = sampling
         self._engine = engine
-        self._result = GenerationResult()
         self._pieces: list[str] = []
         self._started = self._finished = False
-        self._iter = self._stream()
+        super().__init__(prompt, lambda _result: self._stream())
 
     def _stream(self) -> Generator[str, None, None]:
         engine = self._engine
@@ -386,9 +385,6 @@ class IsolatedGeneration:
                                    error=str(err) if err else "The model process ended.")
         self._result.generated_tokens = self._result.generated_tokens or len(self._pieces)
 
-    def __iter__(self) -> Iterator[str]:
-        return self._iter
-
     def close(self) -> None:
         """Stop early; ``result`` then reports ``cancelled``."""
         if self._finished:
@@ -401,16 +397,7 @@ class IsolatedGeneration:
             if self._engine._conn is not None:
                 self._drain(self._engine._conn)
             return
-        self._iter.close()
-
-    @property
-    def result(self) -> GenerationResult:
-        """The stats; complete once iteration has finished."""
-        return replace(self._result)
-
-    def text(self) -> str:
-        """Run to the end and return the whole reply."""
-        return "".join(self)
+        super().close()
 
 
 def engine_for(options: LoadOptions) -> LlamaEngine | IsolatedEngine:

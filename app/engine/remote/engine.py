@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from app.engine.engine import TEXT_FORMAT, EngineThreadError
+from app.engine.generation import StreamedGeneration
 from app.engine.protocol import ProgressCallback
 from app.engine.remote.backends import Backend, Delta, LlamaServerBackend, OpenAIBackend
 from app.engine.remote.errors import EngineStreamCutError, EngineTimeoutError, RemoteEngineError
@@ -238,25 +238,6 @@ class RemoteEngine:
                          conn.name)
 
 
-class RemoteGeneration:
-    """One streamed remote reply (the Generation protocol): iterate on the owner thread."""
-
-    def __init__(self, prompt: PreparedPrompt,
-                 start: Callable[[GenerationResult], Generator[str, None, None]]) -> None:
-        self.prompt = prompt
-        self._result = GenerationResult()
-        self._iter = start(self._result)
-
-    def __iter__(self) -> Iterator[str]:
-        return self._iter
-
-    def close(self) -> None:
-        """Stop early (the connection is closed); ``result`` then reports ``cancelled``."""
-        self._iter.close()
-
-    @property
-    def result(self) -> GenerationResult:
-        return replace(self._result)
-
-    def text(self) -> str:
-        return "".join(self)
+class RemoteGeneration(StreamedGeneration):
+    """One streamed remote reply: ``close()`` (or a cancel) closes its connection, so the server
+    stops too."""
