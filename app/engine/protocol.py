@@ -6,15 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from app.engine.types import (
-    EngineState,
-    GenerationResult,
-    LoadOptions,
-    Message,
-    ModelInfo,
-    PreparedPrompt,
-    Sampling,
-)
+from app.engine import types
 
 # Called on the owner thread while a prompt is read: (tokens read so far, tokens to read).
 ProgressCallback = Callable[[int, int], None]
@@ -27,14 +19,14 @@ class Generation(Protocol):
     reply; ``result`` then reports ``cancelled``.
     """
 
-    prompt: PreparedPrompt
+    prompt: types.PreparedPrompt
 
     def __iter__(self) -> Iterator[str]: ...
 
     def close(self) -> None: ...
 
     @property
-    def result(self) -> GenerationResult: ...
+    def result(self) -> types.GenerationResult: ...
 
 
 class Engine(Protocol):
@@ -46,23 +38,24 @@ class Engine(Protocol):
     """
 
     @property
-    def info(self) -> ModelInfo | None:
+    def info(self) -> types.ModelInfo | None:
         """The loaded model, or None."""
         ...
 
-    def load(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
+    def load(self, path: str | Path, options: types.LoadOptions | None = None) -> types.ModelInfo:
         """Load ``path`` (closing the previous model); raises ``UserError`` with the reason."""
         ...
 
-    def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
+    def prepare(self, messages: Sequence[types.Message],
+                sampling: types.Sampling) -> types.PreparedPrompt:
         """The exact prompt a reply would be sent, fitted to the context (raises on overflow)."""
         ...
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
+    def count_tokens(self, messages: Sequence[types.Message]) -> int:
         """Tokens ``messages`` take in the model's prompt format."""
         ...
 
-    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
+    def generate(self, messages: Sequence[types.Message], sampling: types.Sampling | None = None, *,
                  on_progress: ProgressCallback | None = None) -> Generation:
         """Start a reply; raises ``UserError`` at once for a prompt that cannot fit.
 
@@ -71,7 +64,7 @@ class Engine(Protocol):
         """
         ...
 
-    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+    def generate_text(self, text: str, sampling: types.Sampling | None = None, *,
                       on_progress: ProgressCallback | None = None) -> Generation:
         """Start a plain text completion of ``text`` (no chat format); raises
         ``ContextOverflowError`` at once when it cannot fit."""
@@ -85,11 +78,11 @@ class Engine(Protocol):
         """Free the model (safe to call twice)."""
         ...
 
-    def save_state(self) -> EngineState | None:
+    def save_state(self) -> types.EngineState | None:
         """A snapshot of the evaluated context (None when there is nothing to keep)."""
         ...
 
-    def restore_state(self, state: EngineState, *, upto: int | None = None) -> int:
+    def restore_state(self, state: types.EngineState, *, upto: int | None = None) -> int:
         """Restore a snapshot made by this engine for the loaded model (only its first ``upto``
         tokens when given); returns the tokens restored, or 0 when it does not belong to the
         loaded model (the context is then empty)."""

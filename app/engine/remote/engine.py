@@ -8,6 +8,7 @@ import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
+from app.engine import types
 from app.engine.engine import TEXT_FORMAT, EngineThreadError
 from app.engine.generation import StreamedGeneration
 from app.engine.protocol import ProgressCallback
@@ -16,15 +17,6 @@ from app.engine.remote.errors import EngineStreamCutError, EngineTimeoutError, R
 from app.engine.remote.http import Connection
 from app.engine.remote.probe import probe
 from app.engine.remote.registry import EngineRef, parse_ref
-from app.engine.types import (
-    EngineState,
-    GenerationResult,
-    LoadOptions,
-    Message,
-    ModelInfo,
-    PreparedPrompt,
-    Sampling,
-)
 from app.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -42,31 +34,31 @@ class RemoteEngine:
         self._owner = threading.get_ident()
         self._conn: Connection | None = None
         self._backend: Backend | None = None
-        self._info: ModelInfo | None = None
+        self._info: types.ModelInfo | None = None
         self._cancel = threading.Event()
         self.kind = ""
-        self.last_prompt: PreparedPrompt | None = None
+        self.last_prompt: types.PreparedPrompt | None = None
 
     def _check(self) -> None:
         if threading.get_ident() != self._owner:
             raise EngineThreadError(f"the engine belongs to thread {self._owner} but was called "
                                     f"from {threading.current_thread().name}")
 
-    def _require(self) -> tuple[Connection, Backend, ModelInfo]:
+    def _require(self) -> tuple[Connection, Backend, types.ModelInfo]:
         self._check()
         if self._conn is None or self._backend is None or self._info is None:
             raise UserError("No model is loaded; choose a model first.")
         return self._conn, self._backend, self._info
 
     @property
-    def info(self) -> ModelInfo | None:
+    def info(self) -> types.ModelInfo | None:
         self._check()
         return self._info
 
-    def load(self, path: str | Path, options: LoadOptions | None = None) -> ModelInfo:
+    def load(self, path: str | Path, options: types.LoadOptions | None = None) -> types.ModelInfo:
         """Connect to the engine ``path`` names and check its model; raises the named error."""
         self._check()
-        options = options or LoadOptions()
+        options = options or types.LoadOptions()
         ref = parse_ref(path)
         config = ref.config()
         self.close()
@@ -84,9 +76,9 @@ class RemoteEngine:
             raise
         full = EngineRef(ref.engine, model.id)
         self._conn, self._backend, self.kind = conn, backend, found.kind
-        self._info = ModelInfo(name=full.label, path=Path(str(full)), file=None,
-                               n_ctx=backend.n_ctx, n_gpu_layers=-1,
-                               format_name=backend.format_name)
+        self._info = types.ModelInfo(name=full.label, path=Path(str(full)), file=None,
+                                     n_ctx=backend.n_ctx, n_gpu_layers=-1,
+                                     format_name=backend.format_name)
         log.info("remote engine %s: %s, model %s, ctx %d, format %s", config.name, found.kind,
                  model.id, backend.n_ctx, backend.format_name)
         return self._info
@@ -99,10 +91,11 @@ class RemoteEngine:
         if conn is not None:
             conn.close()
 
-    def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
+    def prepare(self, messages: Sequence[types.Message],
+                sampling: types.Sampling) -> types.PreparedPrompt:
         return self._require()[1].prepare(messages, sampling)
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
+    def count_tokens(self, messages: Sequence[types.Message]) -> int:
         """Tokens in the model's prompt format; -1 for a server that formats prompts itself."""
         return self._require()[1].count_tokens(messages)
 
@@ -113,28 +106,28 @@ class RemoteEngine:
         if conn is not None:
             conn.cut()
 
-    def save_state(self) -> EngineState | None:
+    def save_state(self) -> types.EngineState | None:
         return None  # the server keeps its own cache (cache_prompt)
 
-    def restore_state(self, state: EngineState, *, upto: int | None = None) -> int:
+    def restore_state(self, state: types.EngineState, *, upto: int | None = None) -> int:
         return 0
 
-    def generate(self, messages: Sequence[Message], sampling: Sampling | None = None, *,
+    def generate(self, messages: Sequence[types.Message], sampling: types.Sampling | None = None, *,
                  on_progress: ProgressCallback | None = None) -> RemoteGeneration:
         """Prepare the prompt (raising at once when it cannot fit); the request is sent when
         the reply is first iterated."""
-        sampling = sampling or Sampling()
+        sampling = sampling or types.Sampling()
         prompt = self.prepare(messages, sampling)
         self.last_prompt = prompt
         self._cancel.clear()
         return RemoteGeneration(prompt, lambda out: self._stream(prompt, list(messages),
                                                                  sampling, out, on_progress))
 
-    def generate_text(self, text: str, sampling: Sampling | None = None, *,
+    def generate_text(self, text: str, sampling: types.Sampling | None = None, *,
                       on_progress: ProgressCallback | None = None) -> RemoteGeneration:
         """A plain text completion of ``text`` (no chat format), as token ids on a llama-server;
         an OpenAI-compatible server takes chat messages only and is refused in one line."""
-        sampling = sampling or Sampling()
+        sampling = sampling or types.Sampling()
         conn, backend, info = self._require()
         if not isinstance(backend, LlamaServerBackend):
             raise UserError(f"Engine {conn.name} (an OpenAI-compatible server) takes chat "
@@ -149,14 +142,15 @@ class RemoteEngine:
                 f"The prompt needs {len(tokens):,} tokens but only {max(budget, 0):,} fit "
                 f"({info.n_ctx:,}-token context, {sampling.max_tokens:,} reserved for the "
                 "reply); shorten it or lower max_tokens.")
-        prompt = PreparedPrompt(tokens, text, 0, TEXT_FORMAT)
+        prompt = types.PreparedPrompt(tokens, text, 0, TEXT_FORMAT)
         self.last_prompt = prompt
         self._cancel.clear()
         return RemoteGeneration(prompt, lambda out: self._stream(prompt, [], sampling, out,
                                                                  on_progress))
 
-    def _stream(self, prompt: PreparedPrompt, messages: list[Message], sampling: Sampling,
-                out: GenerationResult, on_progress: ProgressCallback | None
+    def _stream(self, prompt: types.PreparedPrompt, messages: list[types.Message],
+                sampling: types.Sampling, out: types.GenerationResult,
+                on_progress: ProgressCallback | None
                 ) -> Generator[str, None, None]:
         conn, backend, info = self._require()
         out.prompt_tokens = len(prompt.tokens)
@@ -219,8 +213,9 @@ class RemoteEngine:
             if not out.tokens_per_s and counted > 1 and last > first:
                 out.tokens_per_s = (counted - 1) / (last - first)
 
-    def _deltas(self, conn: Connection, backend: Backend, prompt: PreparedPrompt,
-                messages: list[Message], sampling: Sampling, out: GenerationResult
+    def _deltas(self, conn: Connection, backend: Backend, prompt: types.PreparedPrompt,
+                messages: list[types.Message], sampling: types.Sampling,
+                out: types.GenerationResult
                 ) -> Generator[Delta, None, None]:
         """The reply's events as Deltas; once, a request the server refused is sent plainer."""
         for attempt in (1, 2):
