@@ -209,7 +209,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         self.resize(1180, 780)
 
     def _connect(self) -> None:
-        sb, picker, composer, chat = self.sidebar, self.picker, self.composer, self.chat
+        sb, picker, composer, chat, w = self.sidebar, self.picker, self.composer, self.chat, self.host
         for signal, slot in (
             (sb.open_requested, self.open_conversation), (sb.new_requested, self.new_chat),
             (sb.rename_requested, self.rename_conversation),
@@ -223,23 +223,17 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
             (composer.send_requested, self.send), (composer.stop_requested, self.stop),
             (chat.action, self.on_chat_action), (chat.edit_requested, self.edit_message),
             (chat.example_chosen, self.use_example), (chat.link_failed, self.on_link_failed),
+            # The host's signals: bound methods only (a lambda would run in the model thread,
+            # having no receiver object).
+            (w.backend_ready, self.on_backend), (w.load_started, self.on_load_started),
+            (w.loaded, self.on_loaded), (w.load_note, self.on_load_note),
+            (w.load_failed, self.on_load_failed), (w.user_stored, self.on_user_stored),
+            (w.reply_started, self.on_reply_started), (w.prompt_progress, self.on_prompt_progress),
+            (w.chunk, self.on_chunk), (w.reply_finished, self.on_reply_finished),
+            (w.request_failed, self.on_request_failed), (w.counted, self.on_counted),
+            (w.prompt_ready, self.on_prompt_ready),
         ):
             signal.connect(slot)
-        w = self.host
-        # Bound methods only: a lambda would run in the model thread (no receiver object).
-        w.backend_ready.connect(self.on_backend)
-        w.load_started.connect(self.on_load_started)
-        w.loaded.connect(self.on_loaded)
-        w.load_note.connect(self.on_load_note)
-        w.load_failed.connect(self.on_load_failed)
-        w.user_stored.connect(self.on_user_stored)
-        w.reply_started.connect(self.on_reply_started)
-        w.prompt_progress.connect(self.on_prompt_progress)
-        w.chunk.connect(self.on_chunk)
-        w.reply_finished.connect(self.on_reply_finished)
-        w.request_failed.connect(self.on_request_failed)
-        w.counted.connect(self.on_counted)
-        w.prompt_ready.connect(self.on_prompt_ready)
         quit_keys = QKeySequence(QKeySequence.StandardKey.Quit)  # Ctrl+Q (Cmd+Q on macOS)
         for keys, slot in (
             (QKeySequence("Ctrl+N"), self.new_chat),

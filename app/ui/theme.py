@@ -37,20 +37,30 @@ class Colors:
     table_header: str
 
 
-LIGHT = Colors(
-    dark=False, window="#ffffff", sidebar="#f6f7f9", surface="#ffffff", user_bubble="#eef1f5",
-    text="#1f2328", muted="#667085", faint="#e3e6ea", hover="#eceef2", selected="#e2e6ee",
-    accent="#2f6fde", accent_text="#ffffff", link="#1f62d0", code_bg="#f6f8fa",
-    code_header="#eceff3", code_inline="#eef0f3", danger="#c0392b", warning="#9a6700",
-    success="#1a7f37", table_header="#f2f4f7",
-)
-DARK = Colors(
-    dark=True, window="#212224", sidebar="#18191b", surface="#2a2b2e", user_bubble="#303236",
-    text="#e8e8ea", muted="#a0a4ab", faint="#3a3c40", hover="#2c2e31", selected="#35383d",
-    accent="#5b8def", accent_text="#ffffff", link="#8ab4ff", code_bg="#17181a",
-    code_header="#2a2c30", code_inline="#34363b", danger="#ff7b72", warning="#e3b341",
-    success="#56d364", table_header="#2a2c30",
-)
+# Each colour of Colors as (light, dark), side by side so the two themes stay in step.
+_ROLES: dict[str, tuple[str, str]] = {
+    "window":       ("#ffffff", "#212224"),
+    "sidebar":      ("#f6f7f9", "#18191b"),
+    "surface":      ("#ffffff", "#2a2b2e"),
+    "user_bubble":  ("#eef1f5", "#303236"),
+    "text":         ("#1f2328", "#e8e8ea"),
+    "muted":        ("#667085", "#a0a4ab"),
+    "faint":        ("#e3e6ea", "#3a3c40"),
+    "hover":        ("#eceef2", "#2c2e31"),
+    "selected":     ("#e2e6ee", "#35383d"),
+    "accent":       ("#2f6fde", "#5b8def"),
+    "accent_text":  ("#ffffff", "#ffffff"),
+    "link":         ("#1f62d0", "#8ab4ff"),
+    "code_bg":      ("#f6f8fa", "#17181a"),
+    "code_header":  ("#eceff3", "#2a2c30"),
+    "code_inline":  ("#eef0f3", "#34363b"),
+    "danger":       ("#c0392b", "#ff7b72"),
+    "warning":      ("#9a6700", "#e3b341"),
+    "success":      ("#1a7f37", "#56d364"),
+    "table_header": ("#f2f4f7", "#2a2c30"),
+}
+LIGHT = Colors(dark=False, **{role: pair[0] for role, pair in _ROLES.items()})
+DARK = Colors(dark=True, **{role: pair[1] for role, pair in _ROLES.items()})
 _choice = "system"  # the app's theme setting: "system", "light" or "dark"
 
 
