@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from app.store.models import StoreError
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # SQLite primary result codes (sqlite3.h) that are the user's environment or a damaged file.
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
@@ -92,41 +95,30 @@ class Cursor(sqlite3.Cursor):
         conn = self.connection
         return environment_error(getattr(conn, "store_path", None), err) or err
 
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+    def _named(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args)``, its SQLite error about the file or the machine as a StoreError."""
         try:
-            return super().execute(sql, parameters)
+            return call(*args, **kwargs)
         except sqlite3.DatabaseError as err:
             raise self._fail(err) from err
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self._named(super().execute, sql, parameters)
 
     def executemany(self, sql: str, seq: Any, /) -> Cursor:
-        try:
-            return super().executemany(sql, seq)
-        except sqlite3.DatabaseError as err:
-            raise self._fail(err) from err
+        return self._named(super().executemany, sql, seq)
 
     def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as err:
-            raise self._fail(err) from err
+        return self._named(super().fetchone)
 
     def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as err:
-            raise self._fail(err) from err
+        return self._named(super().fetchall)
 
     def fetchmany(self, size: int | None = 1) -> list[Any]:
-        try:
-            return super().fetchmany(size if size is not None else self.arraysize)
-        except sqlite3.DatabaseError as err:
-            raise self._fail(err) from err
+        return self._named(super().fetchmany, size if size is not None else self.arraysize)
 
     def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.DatabaseError as err:
-            raise self._fail(err) from err
+        return self._named(super().__next__)
 
 
 class Connection(sqlite3.Connection):
