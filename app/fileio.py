@@ -1,4 +1,4 @@
-"""Safe file writes: atomic replace of regular files, private modes, and one clear line per failure.
+"""Safe file writes (atomic replace, private modes, one clear line per failure) and registry reads.
 
 Every file the app writes (settings, the model registry, caches, download ledgers, exports)
 goes through ``write_text``/``write_bytes``:
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from app.errors import UserError
 
@@ -156,3 +158,23 @@ def make_private(folder: Path) -> None:
                 os.chmod(entry.path, stat.S_IMODE(est.st_mode) & ~0o077)
     except OSError as err:  # a read-only or foreign folder: reading it still works
         log.debug("cannot make %s private: %s", folder, err)
+
+
+def read_json_list(path: Path, key: str) -> list[Any]:
+    """The list under ``key`` in the JSON object stored at ``path`` (a registry's entries).
+
+    A missing file reads as []; so does an unreadable or malformed one, or one whose ``key``
+    holds no list (logged, never raised: a damaged registry reads as empty, the app goes on).
+    """
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:
+        log.warning("unreadable %s: %s", path, err)
+        return []
+    items = raw.get(key, []) if isinstance(raw, dict) else []
+    if not isinstance(items, list):
+        log.warning("unreadable %s: %r is not a list", path, key)
+        return []
+    return items

@@ -109,3 +109,22 @@ def test_read_only_and_full_disks_are_named(tmp_path: Path) -> None:
     assert "the disk is full" in full.stdout, full.stdout + full.stderr
     assert "['.filler']" in full.stdout  # the temporary file was removed
     assert (folder / "kept.txt").read_text() == "old"
+
+
+def test_a_registry_read_gives_its_list_and_empty_for_anything_else(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "registry.json"
+    assert fileio.read_json_list(path, "items") == []  # missing: empty, nothing logged
+    assert not caplog.records
+    path.write_text('{"items": [{"a": 1}, 2], "other": []}')
+    assert fileio.read_json_list(path, "items") == [{"a": 1}, 2]
+    assert fileio.read_json_list(path, "absent") == []
+    path.write_text('["items"]')  # JSON, but no object: no entries
+    assert fileio.read_json_list(path, "items") == []
+    for text in ("{not json", '{"items": 5}', '{"items": "abc"}'):  # damaged: empty, logged
+        caplog.clear()
+        path.write_text(text)
+        assert fileio.read_json_list(path, "items") == []
+        assert [r.levelname for r in caplog.records if str(path) in r.getMessage()] == ["WARNING"]
+    path.write_bytes(b"\xff\xfe")  # not UTF-8: unreadable
+    assert fileio.read_json_list(path, "items") == []

@@ -73,15 +73,8 @@ def registry_path() -> Path:
 
 
 def _read() -> list[InstalledModel]:
-    try:
-        raw = json.loads(registry_path().read_text("utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as err:
-        log.warning("unreadable %s: %s", registry_path(), err)
-        return []
     models = []
-    for item in raw.get("models", []) if isinstance(raw, dict) else []:
+    for item in fileio.read_json_list(registry_path(), "models"):
         try:
             item = dict(item)
             item["path"] = Path(item["path"])

@@ -65,15 +65,8 @@ def check_kind(kind: str) -> str:
 
 def list_engines() -> list[EngineConfig]:
     """The configured engines, in the order they were added (a damaged file reads as none)."""
-    try:
-        raw = json.loads(engines_path().read_text("utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as err:
-        log.warning("engines file unreadable: %s", err)
-        return []
     out: list[EngineConfig] = []
-    for item in raw.get("engines", []) if isinstance(raw, dict) else []:
+    for item in fileio.read_json_list(engines_path(), "engines"):
         try:
             out.append(EngineConfig(
                 name=check_name(str(item["name"])), url=normalize_url(str(item["url"])),
