@@ -6,16 +6,22 @@ import ipaddress
 import socket
 
 
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` as an IPv4 or IPv6 address (no brackets), or None when it is not one (a name)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 with or without brackets) reaches only this
     machine: 127.0.0.0/8, ::1 and "localhost"."""
     name = host.strip("[]").lower()
     if name == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    ip = parse_ip(name)
+    return ip is not None and ip.is_loopback
 
 
 def _private_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -34,10 +40,9 @@ def is_private_host(host: str, *, resolve: bool = True) -> bool:
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    try:
-        return _private_ip(ipaddress.ip_address(host))
-    except ValueError:
-        pass
+    ip = parse_ip(host)
+    if ip is not None:
+        return _private_ip(ip)
     if not resolve:
         return False
     try:

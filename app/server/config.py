@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from app.errors import UserError
-from app.netaddr import is_loopback
+from app.netaddr import is_loopback, parse_ip
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -18,14 +17,6 @@ MAX_WAITING = 8  # requests waiting for the engine; more get 429
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 MIN_KEY_LENGTH = 8
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def check_key(key: str) -> str:
@@ -130,4 +121,4 @@ class HostCheck:
             name, port = (name, port_text) if sep else (value, "")
         if port is None or (port != str(self.port) if port else self.port != 80):
             return False  # a Host without a port means port 80
-        return name in self.names or (self.wildcard and _is_ip(name))
+        return name in self.names or (self.wildcard and parse_ip(name) is not None)
