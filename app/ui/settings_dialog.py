@@ -67,6 +67,16 @@ def _int(low: int, high: int, value: int) -> QSpinBox:
     return box
 
 
+def _choices(name: str, choices: tuple[tuple[str, str], ...], current: str) -> QComboBox:
+    """A combo box of ``(label, value)`` choices showing ``current`` (else the first)."""
+    box = QComboBox()
+    box.setAccessibleName(name)
+    for label, value in choices:
+        box.addItem(label, value)
+    box.setCurrentIndex(max(0, box.findData(current)))
+    return box
+
+
 def _note(text: str) -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -107,9 +117,9 @@ class SettingsDialog(QDialog):
         self.pages.setFixedWidth(170)
         self.stack = QStackedWidget(self)
         self.pages.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.add_page("Chat", self._chat_page(system_prompt, sampling, conversation))
-        self.add_page("Model", self._model_page())
-        self.add_page("Appearance", self._appearance_page())
+        self._chat_page(self.add_form_page("Chat"), system_prompt, sampling, conversation)
+        self._model_page(self.add_form_page("Model"))
+        self._appearance_page(self.add_form_page("Appearance"))
         from app.ui.api_server import ApiServerPage
 
         self.api_page = ApiServerPage(app_settings, self)
@@ -148,11 +158,15 @@ class SettingsDialog(QDialog):
         self.stack.addWidget(scroll)
         return page
 
-    # -- pages ---------------------------------------------------------------------------------
-    def _chat_page(self, system_prompt: str, sampling: Sampling, conversation: str | None
-                   ) -> QWidget:
+    def add_form_page(self, title: str) -> QFormLayout:
+        """Add an empty form page under ``title``; the caller fills the form returned."""
         page = QWidget()
-        form = QFormLayout(page)
+        self.add_page(title, page)
+        return QFormLayout(page)
+
+    # -- pages ---------------------------------------------------------------------------------
+    def _chat_page(self, form: QFormLayout, system_prompt: str, sampling: Sampling,
+                   conversation: str | None) -> None:
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         where = (f"For this conversation: “{conversation}”." if conversation is not None
                  else "For the next new chat.")
@@ -206,12 +220,9 @@ class SettingsDialog(QDialog):
                                  + ("…" if len(default_prompt) > 80 else "")
                                  if default_prompt else "no system prompt")
                               + " and the default sampling; tick the box above to change that."))
-        return page
 
-    def _model_page(self) -> QWidget:
+    def _model_page(self, form: QFormLayout) -> None:
         s = self.app_settings
-        page = QWidget()
-        form = QFormLayout(page)
         self.context = _int(256, 1_048_576, s.context_size)
         self.context.setSingleStep(512)
         self.auto_gpu = QCheckBox("Automatic")
@@ -220,13 +231,9 @@ class SettingsDialog(QDialog):
         self.auto_gpu.setChecked(s.gpu_layers is None)
         self.gpu_layers.setEnabled(s.gpu_layers is not None)
         self.auto_gpu.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
-        self.prompt_format = QComboBox()
-        self.prompt_format.setAccessibleName("Prompt format for this model")
-        for label, value in FORMAT_CHOICES:
-            self.prompt_format.addItem(label, value)
         path = self.model_path
         current = s.prompt_formats.get(path, "auto") if path else "auto"
-        self.prompt_format.setCurrentIndex(max(0, self.prompt_format.findData(current)))
+        self.prompt_format = _choices("Prompt format for this model", FORMAT_CHOICES, current)
         self.prompt_format.setEnabled(path is not None)
         form.addRow(_note("These apply when the model is next loaded (it reloads on Save)."))
         form.addRow("Context size (tokens)", self.context)
@@ -238,25 +245,17 @@ class SettingsDialog(QDialog):
         form.addRow("Workers (llama.cpp RPC)", self.workers)
         form.addRow(_note("Machines running `llama-desk worker` to spread a model over. RPC is "
                           "unauthenticated: use workers only on a network you trust."))
-        return page
 
-    def _appearance_page(self) -> QWidget:
+    def _appearance_page(self, form: QFormLayout) -> None:
         s = self.app_settings
-        page = QWidget()
-        form = QFormLayout(page)
         self.font_size = _int(6, 48, s.font_size)
         self.font_size.setSuffix(" pt")
-        self.theme = QComboBox()
-        self.theme.setAccessibleName("Theme")
+        self.theme = _choices("Theme", THEME_CHOICES, s.theme)
         self.theme.setMaximumWidth(SPIN_WIDTH + 60)
-        for label, value in THEME_CHOICES:
-            self.theme.addItem(label, value)
-        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
         form.addRow("Theme", self.theme)
         form.addRow("Font size", self.font_size)
         form.addRow(_note("The font size applies to the whole window: chat, sidebar and "
                           "dialogs."))
-        return page
 
     # -- values --------------------------------------------------------------------------------
     def sampling(self) -> Sampling:
