@@ -8,7 +8,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from app.commands.chat import add_engine_flags
+    from app.commands.chat import add_engine_flags, add_load_flags
 
     p = sub.add_parser("bench", help="measure decode speed and time to first token",
                        description="Load a model and measure tokens/s and time to first token, "
@@ -16,8 +16,7 @@ def register(sub: Any) -> None:
     p.add_argument("-m", "--model", help="installed model name or .gguf path (default: current)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tokens", type=int, default=128, help="new tokens per run")
-    p.add_argument("--ctx", type=int, default=None)
-    p.add_argument("--gpu-layers", type=int, default=None)
+    add_load_flags(p)
     add_engine_flags(p)
     p.add_argument("--prompt", action="store_true",
                    help="also measure prompt reading speed (a 512-token prompt)")

@@ -58,9 +58,7 @@ def register(sub: Any) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name,
                        type=int if allowed.whole else float, metavar="N" if allowed.whole else "X",
                        help=f"{FLAG_HELP.get(name, name.replace('_', ' '))} ({low} to {high})")
-    p.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
-    p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
-    p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
+    add_load_flags(p)
     add_engine_flags(p)
     p.add_argument("--rpc", metavar="HOST:PORT[,HOST:PORT...]",
                    help="llama.cpp RPC workers (`llama-desk worker`) to spread the model over "
@@ -68,6 +66,13 @@ def register(sub: Any) -> None:
     p.add_argument("--stats", action="store_true", help="print speed and token counts to stderr")
     p.add_argument("--no-save", action="store_true", help="do not store this chat")
     p.set_defaults(func=run)
+
+
+def add_load_flags(p: Any) -> None:
+    """--ctx, --gpu-layers and --format (shared by chat, serve and bench; see load_overrides)."""
+    p.add_argument("--ctx", type=int, help="context size in tokens (default: the app setting)")
+    p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
+    p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
 
 
 def add_engine_flags(p: Any) -> None:

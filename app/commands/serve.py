@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
+    from app.commands.chat import add_load_flags
     from app.server.config import DEFAULT_HOST, DEFAULT_PORT
 
     p = sub.add_parser(
@@ -41,9 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument("--save-history", action="store_true", default=None,
                    help="store each chat request as a conversation in the history (default: "
                    "the app setting, off unless turned on)")
-    p.add_argument("--ctx", type=int, help="context size in tokens (default: the app setting)")
-    p.add_argument("--gpu-layers", type=int, help="-1 all, 0 CPU only (default: automatic)")
-    p.add_argument("--format", choices=("auto", "llama-2", "template"), help="prompt format")
+    add_load_flags(p)
     p.set_defaults(func=run)
 
 
