@@ -88,6 +88,7 @@ def settings_path() -> Path:
 # The type each field of settings.json must have (None allowed where the default is None).
 _TYPES: dict[str, tuple[type, ...]] = {
     "context_size": (int,), "gpu_layers": (int, type(None)), "threads": (int, type(None)),
+    "batch_threads": (int, type(None)), "kv_cache_type": (str,), "state_cache_gb": (int, float),
     "font_size": (int,), "model": (str, type(None)),
     "default_system_prompt": (str,), "sampling": (dict,), "prompt_formats": (dict,),
     "workers": (list,), "api_server": (bool,), "api_port": (int,), "api_lan": (bool,),

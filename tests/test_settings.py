@@ -29,6 +29,19 @@ def test_defaults_round_trip() -> None:
     assert opts.prompt_format == "llama-2" and opts.n_ctx == 2048 and opts.n_gpu_layers == 12
 
 
+def test_engine_settings_round_trip_and_reach_the_load_options() -> None:
+    s = settings.load()
+    assert (s.threads, s.batch_threads, s.kv_cache_type, s.state_cache_gb) == (None, None,
+                                                                                "f16", 4.0)
+    s.threads, s.batch_threads, s.kv_cache_type, s.state_cache_gb = 3, 5, "q8_0", 1
+    settings.save(s)
+    again = settings.load()
+    assert (again.threads, again.batch_threads, again.kv_cache_type, again.state_cache_gb) == (
+        3, 5, "q8_0", 1)
+    opts = again.load_options()
+    assert (opts.n_threads, opts.n_threads_batch, opts.kv_type) == (3, 5, "q8_0")
+
+
 def test_bad_values_are_refused_on_save() -> None:
     s = settings.load()
     s.sampling = {**s.sampling, "temprature": 0.5}
