@@ -30,6 +30,7 @@ class Turn:
     parent: StoredMessage | None
     read: int  # stored messages read from the store for this turn
     restore_s: float = 0.0  # time spent restoring a kept state before the prompt was read
+    kept: int = 0  # stored messages the prompt kept (the next turn reads about twice as many)
 
 
 def engine_messages(system_prompt: str, history: Sequence[StoredMessage]) -> list[Message]:
@@ -108,6 +109,7 @@ def prepare_turn(store: Store, engine: Engine, *, system_prompt: str, leaf_id: i
             break
         limit *= 4
     dropped = prompt.dropped_messages
+    kept = len(tail)
     if dropped or more:
         first_kept = where[dropped] if dropped < len(where) else len(tail)
         before = 0
@@ -116,4 +118,5 @@ def prepare_turn(store: Store, engine: Engine, *, system_prompt: str, leaf_id: i
             total = (length or store.branch_length)(leaf_id)
             before = total - read + skipped
         prompt = dataclasses.replace(prompt, dropped_messages=before + first_kept)
-    return Turn(messages, prompt, parent, read)
+        kept = len(tail) - first_kept
+    return Turn(messages, prompt, parent, read, kept=kept)

@@ -334,7 +334,7 @@ class ChatService:
                             extra=extra, sampling=sampling, settle=settle,
                             first_tail=max(FIRST_TAIL, 2 * hint), length=self._length)
         if conv is not None:
-            self._tails[conv.id] = len(turn.messages)
+            self._tails[conv.id] = turn.kept
         self.last_turn = turn
         return turn
 

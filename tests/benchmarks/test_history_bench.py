@@ -42,18 +42,21 @@ def first_byte(home: Path, *args: str) -> tuple[float, str]:
 @pytest.mark.timeout(3600)
 def test_reopen_with_kept_state_vs_cache_removed(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    base = tmp_path / "base"
-    monkeypatch.setenv("LLAMA_DESK_HOME", str(base))
+    # Every run uses the same home folder (kept states are filed under the database's path),
+    # put back each time from a snapshot taken after the first reply.
+    home, snapshot = tmp_path / "home", tmp_path / "snapshot"
+    monkeypatch.setenv("LLAMA_DESK_HOME", str(home))
     with Store.open() as store:
         conv = store_long_chat(store, 100, SYSTEM)
     # One reply in its own process: the state it keeps covers ~2,000 tokens.
-    took, err = first_byte(base, "--continue", str(conv), "--stats", *GREEDY, "Hello again.")
+    took, err = first_byte(home, "--continue", str(conv), "--stats", *GREEDY, "Hello again.")
     print(f"\n[reopen] first reply (cold, keeps the state): {took:.2f} s; {err.strip()[-120:]}")
+    shutil.copytree(home, snapshot)
     warm, cold, lines = [], [], []
-    for run in range(3):
+    for _run in range(3):
         for kind, out in (("warm", warm), ("cold", cold)):
-            home = tmp_path / f"{kind}{run}"
-            shutil.copytree(base, home)
+            shutil.rmtree(home)
+            shutil.copytree(snapshot, home)
             if kind == "cold":
                 shutil.rmtree(home / "cache")
             took, err = first_byte(home, "--continue", str(conv), "--stats", *GREEDY,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.chat.history import FIRST_TAIL
 from app.chat.service import ChatService
 from app.engine.budget import split_history
 from app.engine.engine import LlamaEngine
@@ -96,6 +97,20 @@ def test_a_turn_in_20000_messages_costs_what_one_in_20_does(starter_service: Cha
     # About the same work: tokenize calls and messages read from the store, not ~1000 times more.
     assert meter20k <= 2 * meter20 + 4 and send20k <= 2 * send20 + 4
     assert read20k <= 256
+
+
+def test_later_turns_stay_bounded_too(starter_service: ChatService) -> None:
+    """The next turn starts from what the last one kept, not from all it read."""
+    service = starter_service
+    conv = store_long_chat(service.store, 20_000, SYSTEM)
+    reads = []
+    for _ in range(4):
+        count = service.context_count(conv)
+        turn = service.last_turn
+        assert turn is not None and count.dropped_messages > 19_000
+        reads.append((turn.read, turn.kept))
+    assert all(read <= max(FIRST_TAIL, 2 * kept) + 4 for read, kept in reads[1:]), reads
+    assert max(read for read, _ in reads) <= 512, reads
 
 
 def test_the_meter_after_a_cut_counts_what_is_sent(starter_service: ChatService) -> None:
