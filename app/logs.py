@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 from typing import Any
 
 from app import paths
@@ -23,8 +24,12 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
                     opener=lambda name, flags: os.open(name, flags, 0o600))
 
 
-def setup(verbose: bool = False) -> None:
+def setup(verbose: bool = False, *, route_llama: bool = True) -> None:
     """Send app and llama.cpp logs to ``logs_dir()/llama-desk.log`` (idempotent; never raises).
+
+    ``route_llama`` False leaves llama.cpp's lines to the first code that uses llama.cpp (each
+    such place calls ``route_llama_cpp_logs``), so that the window does not import llama_cpp
+    on its main thread before it is shown.
 
     With ``verbose`` warnings and above are echoed to stderr as well. When the log file cannot
     be written (a read-only home, a log file owned by another user) the app goes on without it
@@ -58,7 +63,8 @@ def setup(verbose: bool = False) -> None:
         console.setLevel(logging.WARNING)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(console)
-    route_llama_cpp_logs()
+    if route_llama:
+        route_llama_cpp_logs()
 
 
 # ggml_log_level (ggml.h): 0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continues the last line.
@@ -66,6 +72,7 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNI
 _callback: object | None = None  # keep a reference: llama.cpp holds only a raw pointer
 _pending: list[str] = []
 _pending_level = [logging.DEBUG]
+_route_lock = threading.Lock()
 
 
 def route_llama_cpp_logs() -> None:
@@ -74,6 +81,11 @@ def route_llama_cpp_logs() -> None:
     llama.cpp prints to stderr by default (even with ``verbose=False`` for some lines); this keeps
     the terminal clean and the lines in our log file instead.
     """
+    with _route_lock:  # the engine thread and a background check may both get here first
+        _route()
+
+
+def _route() -> None:
     global _callback
     if _callback is not None:
         return

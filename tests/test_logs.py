@@ -13,9 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_llama_cpp_lines_go_to_the_log_file(llama_desk_home: Path, starter_model: Path) -> None:
+@pytest.mark.parametrize("route", [True, False], ids=["cli", "window"])
+def test_llama_cpp_lines_go_to_the_log_file(llama_desk_home: Path, starter_model: Path,
+                                            route: bool) -> None:
+    # The window (route=False) leaves llama_cpp unimported until the engine first uses it.
     code = (
-        "from app import logs; logs.setup()\n"
+        f"import sys; from app import logs; logs.setup(route_llama={route})\n"
+        f"assert ('llama_cpp' in sys.modules) is {route}\n"
+        "from app.engine import hardware; hardware._llama_backend()\n"
         "from app.engine.engine import LlamaEngine, LoadOptions\n"
         f"e = LlamaEngine(); e.load({str(starter_model)!r}, LoadOptions(n_ctx=512, n_gpu_layers=0))\n"
         "e.close(); print('loaded')\n"

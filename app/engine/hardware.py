@@ -81,6 +81,9 @@ def _llama_backend() -> tuple[bool, str]:
     try:
         import llama_cpp
 
+        from app import logs
+
+        logs.route_llama_cpp_logs()
         supported = bool(llama_cpp.llama_supports_gpu_offload())
         raw = llama_cpp.llama_print_system_info()
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

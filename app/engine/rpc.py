@@ -258,6 +258,9 @@ def rpc_available() -> bool:
     try:
         import llama_cpp
 
+        from app import logs
+
+        logs.route_llama_cpp_logs()
         llama_cpp.llama_backend_init()
         return bool(_ggml().ggml_backend_reg_by_name(b"RPC"))
     except (ImportError, OSError, AttributeError):

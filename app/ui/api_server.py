@@ -189,8 +189,8 @@ class ApiServerController(QObject):
 
     # -- on the worker thread ------------------------------------------------------------------
     def _reconcile(self, settings: AppSettings) -> None:
-        try:
-            wanted = server_config(settings, keys.get_key())
+        try:  # the keyring is only read when serving (importing keyring takes ~0.3 s)
+            wanted = server_config(settings, keys.get_key() if settings.api_server else None)
         except UserError as err:
             self._stop()
             on_ui_thread(self._on_failed, str(err))
