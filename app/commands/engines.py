@@ -1,4 +1,4 @@
-"""`llama-desk engines add|list|remove|check`: remote engines (llama-server, OpenAI-compatible servers)."""
+"""`llama-desk engines add|list|remove|check`: remote engines (llama-server, vLLM, OpenAI-compatible)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 from app.errors import UserError
 
-KIND_HELP = ("auto (default: llama-server when it answers /props, else OpenAI-compatible), "
-             "llama-server (llama.cpp's server: exact prompts as token ids), openai (Ollama, LM "
-             "Studio, vLLM, llama-cpp-python, hosted APIs: text, the server's prompt format)")
+KIND_HELP = ("auto (default: llama-server when it answers /props, vllm when its models are "
+             "owned by vllm and it answers /version, else OpenAI-compatible), llama-server "
+             "(llama.cpp's server: exact prompts as token ids), vllm (vLLM with a Llama-2-style "
+             "model: exact prompts as token ids), openai (Ollama, LM Studio, llama-cpp-python, "
+             "hosted APIs: text, the server's prompt format)")
 
 
 def register(sub: Any) -> None:
@@ -24,7 +26,7 @@ def register(sub: Any) -> None:
     add = actions.add_parser("add", help="add (or replace) an engine and check it")
     add.add_argument("name", help="a short name (letters, digits, . _ -)")
     add.add_argument("url", help="the server's base URL, e.g. http://127.0.0.1:8080")
-    add.add_argument("--kind", default="auto", choices=("auto", "llama-server", "openai"),
+    add.add_argument("--kind", default="auto", choices=("auto", "llama-server", "vllm", "openai"),
                      help=KIND_HELP)
     add.add_argument("--key-stdin", action="store_true",
                      help="read the API key from standard input (one line) into the OS keyring")
@@ -101,9 +103,13 @@ def _report(config: Any) -> None:
         found = probe(conn, config.kind)
     finally:
         conn.close()
-    how = ("prompts sent as token ids in the model's own format" if found.kind == "llama-server"
+    how = ("prompts sent as token ids in the model's own format"
+           if found.kind in ("llama-server", "vllm")
            else "chat messages as text, the prompt format is the server's")
     print(f"  reachable in {found.latency_s * 1000:.0f} ms; kind {found.kind} ({how})")
+    if found.kind == "vllm":
+        print(f"  vLLM {found.version or '(version not told)'}; prompt format: llama-2 (Meta's "
+              "reference algorithm) for a model with Llama's vocabulary, else the server's")
     if found.kind == "llama-server":
         template = found.props.get("chat_template")
         fmt = ("llama-2 (Meta's reference algorithm)" if not template

@@ -1,4 +1,4 @@
-"""How each kind of engine takes a prompt and streams a reply: llama-server (token ids), OpenAI (text)."""
+"""How each kind of engine takes a prompt and streams a reply: llama-server, vLLM (ids), OpenAI (text)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.engine.formats import PromptFormat, choose_format, normalize
 from app.engine.remote.errors import EngineProtocolError
 from app.engine.remote.http import Connection
 from app.engine.remote.probe import LLAMA_CPP_FALLBACK_TEMPLATE, Probe
-from app.engine.remote.tokenizer import ServerTokenizer
+from app.engine.remote.tokenizer import CachedTokenizer, ServerTokenizer, VLLMTokenizer
 from app.engine.types import GenerationResult, LoadOptions, Message, PreparedPrompt, Sampling
 from app.errors import SettingsError
 
@@ -53,10 +53,35 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-class LlamaServerBackend:
-    """llama.cpp's llama-server: the prompt rendered here as token ids, tokenized by the server
-    (so a Llama-2 model gets Meta's reference prompt token for token, as the local engine does),
-    sent to ``/completion`` with ``cache_prompt`` so the server reuses the shared prefix."""
+class TokenIdBackend:
+    """A server that takes the prompt as token ids: rendered here by the local engine's format
+    code over the server's tokenizer (so a Llama-2 model gets Meta's reference prompt token for
+    token, as the local engine does). Subclasses set ``n_ctx``, ``tokenizer`` and ``fmt`` and say
+    how a reply is asked for and read."""
+
+    kind = ""
+    n_ctx = 0
+    format_name = ""
+    tokenizer: CachedTokenizer
+    fmt: PromptFormat
+
+    def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
+        if sampling.max_tokens >= self.n_ctx:
+            raise SettingsError(f"Max new tokens ({sampling.max_tokens:,}) must be below the "
+                                f"server's context size ({self.n_ctx:,}).")
+        return fit_prompt(messages, self.fmt, self.tokenizer, self.n_ctx - sampling.max_tokens,
+                          self.n_ctx)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.fmt.render(messages, self.tokenizer).tokens)
+
+    def fallback(self, status: int | None, message: str) -> bool:
+        return False
+
+
+class LlamaServerBackend(TokenIdBackend):
+    """llama.cpp's llama-server: the ids go to ``/completion`` with ``cache_prompt`` so the
+    server reuses the shared prefix."""
 
     kind = "llama-server"
 
@@ -72,19 +97,8 @@ class LlamaServerBackend:
         self.model = model
         self.tokenizer = ServerTokenizer(conn, str(props.get("bos_token") or ""),
                                          str(props.get("eos_token") or ""))
-        self.fmt: PromptFormat = choose_format(options.prompt_format,
-                                               str(template) if template else None)
+        self.fmt = choose_format(options.prompt_format, str(template) if template else None)
         self.format_name = self.fmt.name
-
-    def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
-        if sampling.max_tokens >= self.n_ctx:
-            raise SettingsError(f"Max new tokens ({sampling.max_tokens:,}) must be below the "
-                                f"server's context size ({self.n_ctx:,}).")
-        return fit_prompt(messages, self.fmt, self.tokenizer, self.n_ctx - sampling.max_tokens,
-                          self.n_ctx)
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.fmt.render(messages, self.tokenizer).tokens)
 
     def request(self, prompt: PreparedPrompt, messages: Sequence[Message], sampling: Sampling
                 ) -> tuple[str, dict[str, Any]]:
@@ -119,8 +133,68 @@ class LlamaServerBackend:
             finish = "length" if event.get("stop_type") == "limit" else "stop"
         return Delta(text=str(event.get("content") or ""), finish=finish)
 
-    def fallback(self, status: int | None, message: str) -> bool:
-        return False
+
+def read_usage(event: dict[str, Any], out: GenerationResult) -> None:
+    """An OpenAI-style event's ``usage`` (sent last with ``include_usage``) into the stats."""
+    usage = event.get("usage")
+    if isinstance(usage, dict):
+        out.prompt_tokens = int(_number(usage.get("prompt_tokens")) or out.prompt_tokens)
+        out.generated_tokens = int(_number(usage.get("completion_tokens"))
+                                   or out.generated_tokens)
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict):
+            out.reused_tokens = int(_number(details.get("cached_tokens")) or 0)
+
+
+def read_choice(event: dict[str, Any]) -> Delta:
+    """An OpenAI-style event's first choice: chat (``delta.content``) or completion (``text``)."""
+    choices = event.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return Delta()
+    choice = choices[0]
+    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+    text = delta.get("content") if isinstance(delta, dict) else None
+    if text is None:
+        text = choice.get("text")  # a server that answers in completion style
+    reason = choice.get("finish_reason")
+    finish = None if not reason else ("length" if reason == "length" else "stop")
+    return Delta(text=str(text or ""), finish=finish)
+
+
+class VLLMBackend(TokenIdBackend):
+    """vLLM's OpenAI server: the ids go to ``/v1/completions`` as a list of ints (vLLM caches
+    shared prefixes itself); the stats come from ``usage``. The context is ``max_model_len``."""
+
+    kind = "vllm"
+
+    def __init__(self, conn: Connection, model: str, n_ctx: int, options: LoadOptions) -> None:
+        if n_ctx <= 0:
+            raise EngineProtocolError(f"Engine {conn.name} did not report its context size "
+                                      "(max_model_len).")
+        self.n_ctx, self.model = n_ctx, model
+        self.tokenizer = VLLMTokenizer(conn, model)
+        self.fmt = choose_format(options.prompt_format, None)  # vLLM does not tell its template
+        self.format_name = self.fmt.name
+
+    def request(self, prompt: PreparedPrompt, messages: Sequence[Message], sampling: Sampling
+                ) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self.model, "prompt": prompt.tokens, "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": min(sampling.max_tokens, self.n_ctx - len(prompt.tokens)),
+            "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "top_k": sampling.top_k if sampling.top_k > 0 else -1, "min_p": sampling.min_p,
+            "repetition_penalty": sampling.repeat_penalty,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return "/v1/completions", body
+
+    def read(self, event: dict[str, Any], out: GenerationResult) -> Delta:
+        read_usage(event, out)
+        return read_choice(event)
 
 
 def render_messages(messages: Sequence[Message]) -> str:
@@ -169,31 +243,14 @@ class OpenAIBackend:
         return "/v1/chat/completions", body
 
     def read(self, event: dict[str, Any], out: GenerationResult) -> Delta:
-        usage = event.get("usage")
-        if isinstance(usage, dict):
-            out.prompt_tokens = int(_number(usage.get("prompt_tokens")) or out.prompt_tokens)
-            out.generated_tokens = int(_number(usage.get("completion_tokens"))
-                                       or out.generated_tokens)
-            details = usage.get("prompt_tokens_details")
-            if isinstance(details, dict):
-                out.reused_tokens = int(_number(details.get("cached_tokens")) or 0)
+        read_usage(event, out)
         timings = event.get("timings")  # llama.cpp's server adds its own
         if isinstance(timings, dict):
             out.reused_tokens = int(_number(timings.get("cache_n")) or out.reused_tokens)
             rate = _number(timings.get("predicted_per_second"))
             if rate and int(_number(timings.get("predicted_n")) or 0) > 1:
                 out.tokens_per_s = rate
-        choices = event.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return Delta()
-        choice = choices[0]
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        text = delta.get("content") if isinstance(delta, dict) else None
-        if text is None:
-            text = choice.get("text")  # a server that answers in completion style
-        reason = choice.get("finish_reason")
-        finish = None if not reason else ("length" if reason == "length" else "stop")
-        return Delta(text=str(text or ""), finish=finish)
+        return read_choice(event)
 
     def fallback(self, status: int | None, message: str) -> bool:
         """A server that refuses our extra knobs (a hosted API, 400/422) gets the plain request."""

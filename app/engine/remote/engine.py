@@ -1,4 +1,4 @@
-"""RemoteEngine: the Engine protocol over a llama-server or OpenAI-compatible server."""
+"""RemoteEngine: the Engine protocol over a llama-server, vLLM or OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ from app.engine import types
 from app.engine.engine import TEXT_FORMAT, EngineThreadError
 from app.engine.generation import StreamedGeneration
 from app.engine.protocol import ProgressCallback
-from app.engine.remote.backends import Backend, Delta, LlamaServerBackend, OpenAIBackend
+from app.engine.remote.backends import (
+    Backend,
+    Delta,
+    LlamaServerBackend,
+    OpenAIBackend,
+    TokenIdBackend,
+    VLLMBackend,
+)
 from app.engine.remote.errors import EngineStreamCutError, EngineTimeoutError, RemoteEngineError
 from app.engine.remote.http import Connection
-from app.engine.remote.probe import probe
+from app.engine.remote.probe import Probe, probe
 from app.engine.remote.registry import EngineRef, parse_ref
+from app.engine.remote.tokenizer import NotLlamaVocabError
 from app.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -66,22 +74,34 @@ class RemoteEngine:
         try:
             found = probe(conn, config.kind)
             model = found.model(ref.model, config.name)
-            backend: Backend
-            if found.kind == "llama-server":
-                backend = LlamaServerBackend(conn, model.id, options, found)
-            else:
-                backend = OpenAIBackend(conn, model.id, model.n_ctx)
+            backend = self._backend_for(conn, found.kind, config.kind, model.id, model.n_ctx,
+                                        options, found)
         except BaseException:
             conn.close()
             raise
         full = EngineRef(ref.engine, model.id)
-        self._conn, self._backend, self.kind = conn, backend, found.kind
+        self._conn, self._backend, self.kind = conn, backend, backend.kind
         self._info = types.ModelInfo(name=full.label, path=Path(str(full)), file=None,
                                      n_ctx=backend.n_ctx, n_gpu_layers=-1,
                                      format_name=backend.format_name)
-        log.info("remote engine %s: %s, model %s, ctx %d, format %s", config.name, found.kind,
+        log.info("remote engine %s: %s, model %s, ctx %d, format %s", config.name, backend.kind,
                  model.id, backend.n_ctx, backend.format_name)
         return self._info
+
+    @staticmethod
+    def _backend_for(conn: Connection, kind: str, configured: str, model: str, n_ctx: int,
+                     options: types.LoadOptions, found: Probe) -> Backend:
+        if kind == "llama-server":
+            return LlamaServerBackend(conn, model, options, found)
+        if kind == "vllm":
+            try:
+                return VLLMBackend(conn, model, n_ctx, options)
+            except NotLlamaVocabError as err:
+                if configured != "auto":
+                    raise
+                # vLLM does not tell its chat template: a non-Llama model gets the server's.
+                log.info("engine %s: %s; using it as kind openai", conn.name, err)
+        return OpenAIBackend(conn, model, n_ctx)
 
     def close(self) -> None:
         self._check()
@@ -125,14 +145,14 @@ class RemoteEngine:
 
     def generate_text(self, text: str, sampling: types.Sampling | None = None, *,
                       on_progress: ProgressCallback | None = None) -> RemoteGeneration:
-        """A plain text completion of ``text`` (no chat format), as token ids on a llama-server;
-        an OpenAI-compatible server takes chat messages only and is refused in one line."""
+        """A plain text completion of ``text`` (no chat format), as token ids on a llama-server
+        or vLLM; an OpenAI-compatible server takes chat messages only and is refused in one line."""
         sampling = sampling or types.Sampling()
         conn, backend, info = self._require()
-        if not isinstance(backend, LlamaServerBackend):
+        if not isinstance(backend, TokenIdBackend):
             raise UserError(f"Engine {conn.name} (an OpenAI-compatible server) takes chat "
-                            "messages only; use /v1/chat/completions, or a llama-server engine "
-                            "or a local model for plain text completions.")
+                            "messages only; use /v1/chat/completions, or a llama-server or vLLM "
+                            "engine or a local model for plain text completions.")
         tokens = backend.tokenizer.encode(text, special=True)
         if backend.tokenizer.add_bos and tokens[:1] != [backend.tokenizer.bos_id]:
             tokens.insert(0, backend.tokenizer.bos_id)

@@ -1,4 +1,4 @@
-"""What a remote engine is: its kind (llama-server or OpenAI-compatible), models, context, latency."""
+"""What a remote engine is: its kind (llama-server, vLLM or OpenAI-compatible), models, context, latency."""
 
 from __future__ import annotations
 
@@ -30,16 +30,18 @@ LLAMA_CPP_FALLBACK_TEMPLATE = (
 class ServedModel:
     id: str
     n_ctx: int = 0  # 0: the server does not say
+    owner: str = ""  # /v1/models' owned_by ("vllm" on a vLLM server)
 
 
 @dataclass(frozen=True)
 class Probe:
     """The answer to "what is at this URL"."""
 
-    kind: str  # "llama-server" or "openai"
+    kind: str  # "llama-server", "vllm" or "openai"
     models: tuple[ServedModel, ...]
     latency_s: float  # the first request's round trip
     props: dict[str, Any] = field(default_factory=dict)  # llama-server's /props
+    version: str = ""  # vLLM's /version
 
     def model_ids(self) -> list[str]:
         return [m.id for m in self.models]
@@ -76,15 +78,28 @@ def list_models(conn: Connection) -> tuple[ServedModel, ...]:
     if not isinstance(data, list):
         raise EngineProtocolError(f"Engine {conn.name} gave no model list at /v1/models; is it "
                                   "an OpenAI-compatible server? Check the URL.")
-    return tuple(ServedModel(str(item["id"]), _context(item)) for item in data
-                 if isinstance(item, dict) and item.get("id"))
+    return tuple(ServedModel(str(item["id"]), _context(item), str(item.get("owned_by") or ""))
+                 for item in data if isinstance(item, dict) and item.get("id"))
+
+
+def vllm_version(conn: Connection) -> str:
+    """vLLM's ``GET /version`` ({"version": ...}); "" when the server does not answer it."""
+    try:
+        answer = conn.call("GET", "/version")
+    except RemoteEngineError as err:
+        if err.status is None:
+            raise
+        return ""
+    version = answer.get("version") if isinstance(answer, dict) else None
+    return str(version) if isinstance(version, str) and version else ""
 
 
 def probe(conn: Connection, kind: str = "auto") -> Probe:
-    """Detect the kind (llama-server answers /props) and list the models.
+    """Detect the kind (llama-server answers /props; vLLM lists its models as ``owned_by:
+    vllm`` and answers /version) and list the models.
 
-    ``kind`` other than auto is checked, not detected: a server that is not a llama-server
-    given as one is an EngineProtocolError naming what to do.
+    ``kind`` other than auto is checked, not detected: a server that is not a llama-server (or
+    vLLM) given as one is an EngineProtocolError naming what to do.
     """
     started = time.perf_counter()
     props: dict[str, Any] = {}
@@ -104,5 +119,15 @@ def probe(conn: Connection, kind: str = "auto") -> Probe:
                                       "/props); add it with --kind openai.")
     begun = time.perf_counter()
     models = list_models(conn)
-    return Probe("llama-server" if props else "openai", models,
-                 latency or time.perf_counter() - begun, props)
+    latency = latency or time.perf_counter() - begun
+    if props:
+        return Probe("llama-server", models, latency, props)
+    version = ""
+    # Only a server whose models say vLLM is asked /version (no extra request to others).
+    if kind == "vllm" or (kind == "auto" and any(m.owner == "vllm" for m in models)):
+        version = vllm_version(conn)
+    if kind == "vllm" and not version and not any(m.owner == "vllm" for m in models):
+        raise EngineProtocolError(f"Engine {conn.name} is not a vLLM server (no /version, no "
+                                  "model owned by vllm); add it with --kind openai.")
+    return Probe("vllm" if version or kind == "vllm" else "openai", models, latency, props,
+                 version)

@@ -18,7 +18,7 @@ from app.netaddr import is_private_host
 log = logging.getLogger(__name__)
 
 ENGINES_FILE = "engines.json"
-KINDS = ("auto", "llama-server", "openai")
+KINDS = ("auto", "llama-server", "vllm", "openai")
 REF_PREFIX = "engine:"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NO_KEYRING = ("No OS keyring is available (for example a headless Linux without Secret "
