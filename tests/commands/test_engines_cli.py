@@ -134,3 +134,43 @@ def test_interactive_chat_and_model_choice(server: LlamaServer, capsys: pytest.C
     assert len([line for line in out.splitlines() if line.strip()]) == 2
     code, _, err = run(capsys, "chat", "--engine", server.url, "-m", "gpt-9", "hi")
     assert code == 1 and "does not serve 'gpt-9'" in err and "llama-2-tiny" in err
+
+
+def test_vllm_engine_added_checked_and_chatted_with(
+        spm_llama: Any, tiny_llama2: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.engine.remote.vllm_server import VLLMEmulator
+
+    vllm = VLLMEmulator(spm_llama, "meta-llama/Llama-2-7b-chat-hf", max_model_len=4096)
+    try:
+        code, out, err = run(capsys, "engines", "add", "gpu", vllm.url, "--kind", "vllm")
+        assert code == 0, err
+        assert f"Engine gpu added: {vllm.url} (vllm)" in out
+        assert "kind vllm (prompts sent as token ids" in out and "vLLM 0.11.0" in out
+        assert "model: meta-llama/Llama-2-7b-chat-hf, 4,096-token context" in out
+        code, out, err = run(capsys, "engines", "add", "auto-gpu", vllm.url)
+        assert code == 0 and "kind vllm" in out, err
+        code, first, err = run(capsys, "chat", "--engine", "auto-gpu", "--max-tokens", "8",
+                               "--system", "Be brief.", "--stats", "Hello, llama")
+        assert code == 0, err
+        assert "tok/s" in err
+        store = Store.open()
+        conv = store.list_conversations()[0]
+        code, _, err = run(capsys, "chat", "--continue", str(conv.id), "--max-tokens", "8",
+                           "And alpacas?")
+        assert code == 0, err
+        branch = store.current_branch(conv.id)
+        store.close()
+        assert branch[1].model_name == "meta-llama/Llama-2-7b-chat-hf @ auto-gpu"
+        local = LlamaEngine()
+        local.load(tiny_llama2, LoadOptions(n_ctx=2048, n_gpu_layers=0))
+        sampling = Sampling(max_tokens=8)
+        system = [Message("system", "Be brief.")]
+        expected = [
+            local.prepare([*system, Message("user", branch[0].content)], sampling).tokens,
+            local.prepare([*system, *(Message(m.role, m.content) for m in branch[:3])],  # type: ignore[arg-type]
+                          sampling).tokens,
+        ]
+        local.close()
+        assert vllm.prompts == expected
+    finally:
+        vllm.close()

@@ -184,3 +184,15 @@ def test_a_model_without_llamas_vocabulary(vllm: VLLMEmulator,
     registry.add_engine("strict", vllm.url, kind="vllm")
     with pytest.raises(EngineProtocolError, match="Llama's vocabulary.*--kind openai"):
         RemoteEngine().load(f"engine:strict/{MODEL}")
+
+
+def test_special_token_text_in_a_message_is_read_as_the_token_and_logged(
+        vllm: VLLMEmulator, local_engine: LlamaEngine, caplog: pytest.LogCaptureFixture) -> None:
+    """The documented limit: vLLM's /tokenize has no parse_special switch, so a literal ``<s>``
+    in a message becomes BOS there (locally it stays text); it is logged as a warning."""
+    engine = load(vllm.url)
+    turns = [Message("user", "Hi <s> there")]
+    sent = engine.prepare(turns, SAMPLING).tokens
+    assert sent != local_engine.prepare(turns, SAMPLING).tokens and sent.count(1) == 2
+    assert "reads the special-token text in a message as the token" in caplog.text
+    engine.close()
