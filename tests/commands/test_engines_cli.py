@@ -149,7 +149,7 @@ def test_vllm_engine_added_checked_and_chatted_with(
         assert "model: meta-llama/Llama-2-7b-chat-hf, 4,096-token context" in out
         code, out, err = run(capsys, "engines", "add", "auto-gpu", vllm.url)
         assert code == 0 and "kind vllm" in out, err
-        code, first, err = run(capsys, "chat", "--engine", "auto-gpu", "--max-tokens", "8",
+        code, _, err = run(capsys, "chat", "--engine", "auto-gpu", "--max-tokens", "8",
                                "--system", "Be brief.", "--stats", "Hello, llama")
         assert code == 0, err
         assert "tok/s" in err

@@ -166,7 +166,7 @@ def test_detection_needs_both_facts_and_kind_vllm_is_checked(spm_llama: Any) -> 
                 conn.close()
         assert not any(p == "/version" for _, p, _ in other.requests)  # not asked of others
         registry.add_engine("odd", unversioned.url, kind="vllm")
-        with pytest.raises(EngineProtocolError, match="not a vLLM server.*--kind openai"):
+        with pytest.raises(EngineProtocolError, match=r"not a vLLM server.*--kind openai"):
             RemoteEngine().load("engine:odd")
     finally:
         other.close()
@@ -182,7 +182,7 @@ def test_a_model_without_llamas_vocabulary(vllm: VLLMEmulator,
     assert engine.kind == "openai"
     engine.close()
     registry.add_engine("strict", vllm.url, kind="vllm")
-    with pytest.raises(EngineProtocolError, match="Llama's vocabulary.*--kind openai"):
+    with pytest.raises(EngineProtocolError, match=r"Llama's vocabulary.*--kind openai"):
         RemoteEngine().load(f"engine:strict/{MODEL}")
 
 
