@@ -172,10 +172,14 @@ class Connection:
         """One JSON request; the decoded answer, or the named error."""
         import httpx2 as httpx
 
-        try:
-            response = self._client.request(method, path, json=body)
-        except httpx.HTTPError as err:
-            raise self.transport_error(err) from None
+        for attempt in (0, 1):
+            try:
+                response = self._client.request(method, path, json=body)
+                break
+            except httpx.HTTPError as err:
+                if attempt == 0 and _stale(err):
+                    continue  # a kept-alive connection the server had closed: once more, fresh
+                raise self.transport_error(err) from None
         data = self._decode(response)
         if response.status_code >= 300:
             raise self.status_error(response.status_code, data, f"{method} {path}")
@@ -188,7 +192,8 @@ class Connection:
         except ValueError:
             return response.text[:1000]
 
-    def stream(self, path: str, body: Any, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+    def stream(self, path: str, body: Any, cancel: threading.Event, *, retried: bool = False
+               ) -> Iterator[dict[str, Any]]:
         """POST ``body`` and yield each server-sent event's JSON until the stream ends.
 
         A stop (``cut()``, or ``cancel`` set) ends the iteration quietly; a broken connection
@@ -197,7 +202,7 @@ class Connection:
         import httpx2 as httpx
 
         self._cut = False
-        started = False
+        started = answered = False
 
         def watch(network_stream: Any) -> None:
             sock = network_stream.get_extra_info("socket") if network_stream else None
@@ -214,6 +219,7 @@ class Connection:
             with self._client.stream("POST", path, json=body, extensions={"trace": trace},
                                      timeout=self._stream_timeout,
                                      headers={"Accept": "text/event-stream"}) as response:
+                answered = True
                 watch(response.extensions.get("network_stream"))
                 if response.status_code >= 300:
                     response.read()
@@ -242,6 +248,11 @@ class Connection:
         except httpx.HTTPError as err:
             if cancel.is_set() or self._cut:
                 return
+            if not answered and _stale(err) and not retried:
+                # The request met a kept-alive connection the server had closed meanwhile
+                # (nothing was read or answered): send it once more, on a fresh connection.
+                yield from self.stream(path, body, cancel, retried=True)
+                return
             raise self.transport_error(err, started=started) from None
         finally:
             with self._lock:
@@ -264,3 +275,11 @@ class Connection:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _stale(err: Exception) -> bool:
+    """Whether ``err`` is a kept-alive connection found closed before any answer came (the
+    server's idle timeout raced the request): safe to send the request again, once."""
+    import httpx2 as httpx
+
+    return isinstance(err, httpx.RemoteProtocolError) and "without sending a response" in str(err)
