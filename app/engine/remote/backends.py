@@ -62,8 +62,26 @@ class TokenIdBackend:
     kind = ""
     n_ctx = 0
     format_name = ""
+    model = ""
     tokenizer: CachedTokenizer
     fmt: PromptFormat
+    # The server's names for the new-token limit and the repeat penalty.
+    LIMIT, REPEAT = "max_tokens", "repeat_penalty"
+
+    def body(self, prompt: PreparedPrompt, sampling: Sampling, top_k: int,
+             **extra: Any) -> dict[str, Any]:
+        """The streamed token-id request, under this server's names, with ``extra`` fields."""
+        body: dict[str, Any] = {
+            "model": self.model, "prompt": prompt.tokens, "stream": True,
+            self.LIMIT: min(sampling.max_tokens, self.n_ctx - len(prompt.tokens)),
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": top_k,
+            "min_p": sampling.min_p, self.REPEAT: sampling.repeat_penalty,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty, **extra,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return body
 
     def prepare(self, messages: Sequence[Message], sampling: Sampling) -> PreparedPrompt:
         if sampling.max_tokens >= self.n_ctx:
@@ -84,6 +102,7 @@ class LlamaServerBackend(TokenIdBackend):
     server reuses the shared prefix."""
 
     kind = "llama-server"
+    LIMIT = "n_predict"
 
     def __init__(self, conn: Connection, model: str, options: LoadOptions, found: Probe) -> None:
         props = found.props
@@ -102,19 +121,8 @@ class LlamaServerBackend(TokenIdBackend):
 
     def request(self, prompt: PreparedPrompt, messages: Sequence[Message], sampling: Sampling
                 ) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {
-            "prompt": prompt.tokens, "cache_prompt": True, "stream": True,
-            "return_progress": True, "model": self.model,
-            "n_predict": min(sampling.max_tokens, self.n_ctx - len(prompt.tokens)),
-            "temperature": sampling.temperature, "top_k": sampling.top_k,
-            "top_p": sampling.top_p, "min_p": sampling.min_p,
-            "repeat_penalty": sampling.repeat_penalty,
-            "presence_penalty": sampling.presence_penalty,
-            "frequency_penalty": sampling.frequency_penalty,
-        }
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
-        return "/completion", body
+        return "/completion", self.body(prompt, sampling, sampling.top_k, cache_prompt=True,
+                                        return_progress=True)
 
     def read(self, event: dict[str, Any], out: GenerationResult) -> Delta:
         progress = event.get("prompt_progress")
@@ -166,6 +174,7 @@ class VLLMBackend(TokenIdBackend):
     shared prefixes itself); the stats come from ``usage``. The context is ``max_model_len``."""
 
     kind = "vllm"
+    REPEAT = "repetition_penalty"
 
     def __init__(self, conn: Connection, model: str, n_ctx: int, options: LoadOptions) -> None:
         if n_ctx <= 0:
@@ -178,19 +187,9 @@ class VLLMBackend(TokenIdBackend):
 
     def request(self, prompt: PreparedPrompt, messages: Sequence[Message], sampling: Sampling
                 ) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {
-            "model": self.model, "prompt": prompt.tokens, "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": min(sampling.max_tokens, self.n_ctx - len(prompt.tokens)),
-            "temperature": sampling.temperature, "top_p": sampling.top_p,
-            "top_k": sampling.top_k if sampling.top_k > 0 else -1, "min_p": sampling.min_p,
-            "repetition_penalty": sampling.repeat_penalty,
-            "presence_penalty": sampling.presence_penalty,
-            "frequency_penalty": sampling.frequency_penalty,
-        }
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
-        return "/v1/completions", body
+        return "/v1/completions", self.body(prompt, sampling,
+                                            sampling.top_k if sampling.top_k > 0 else -1,
+                                            stream_options={"include_usage": True})
 
     def read(self, event: dict[str, Any], out: GenerationResult) -> Delta:
         read_usage(event, out)
