@@ -21,7 +21,8 @@ from app.engine.remote.errors import (
 )
 from app.engine.remote.http import Connection
 from app.engine.remote.probe import probe
-from app.engine.types import LoadOptions, Message, Sampling
+from app.engine.types import Message, Sampling
+from tests.engine.conftest import loaded_engine
 from tests.engine.remote.vllm_server import VLLMEmulator
 
 DIALOG = [
@@ -45,10 +46,7 @@ def vllm(spm_llama: Any) -> Iterator[VLLMEmulator]:
 
 @pytest.fixture(scope="module")
 def local_engine(tiny_llama2: Path) -> Iterator[LlamaEngine]:
-    engine = LlamaEngine()
-    engine.load(tiny_llama2, LoadOptions(n_ctx=2048, n_gpu_layers=0))
-    yield engine
-    engine.close()
+    yield from loaded_engine(tiny_llama2, 2048)
 
 
 def load(url: str, kind: str = "auto") -> RemoteEngine:
