@@ -191,7 +191,7 @@ class ChatActions:
         if msg.conversation_id == self.conv_id:
             self.branch.append(msg)
             self.chat.append_message(msg)
-        self.sidebar.refresh()  # the conversation moves to the top at once
+        self.sidebar.touched(msg.conversation_id, msg.content)  # to the top at once
         self.sidebar.set_current(self.conv_id)
 
     def on_reply_started(self, msg: StoredMessage) -> None:
@@ -243,7 +243,7 @@ class ChatActions:
             else:
                 self.chat.end_stream(msg)
             self.request_count()
-        self.sidebar.refresh()
+        self.sidebar.touched(msg.conversation_id, msg.content)
         self.sidebar.set_current(self.conv_id)
         self.reply_done.emit(done)
 

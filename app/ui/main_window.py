@@ -33,7 +33,7 @@ from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.rich_text import icon_button
 from app.ui.sidebar import Sidebar
-from app.ui.tasks import on_ui_thread
+from app.ui.tasks import keep_window_responsive, on_ui_thread
 from app.ui.theme import apply_theme, is_dark, set_choice
 from app.ui.worker import EngineHost
 
@@ -70,6 +70,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         super().__init__()
         from app.store import Store
 
+        keep_window_responsive()
         self.setWindowTitle(APP_NAME)
         self.setMinimumSize(MINIMUM_SIZE)
         self.settings = app_settings.load()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QPoint, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QFocusEvent, QFont, QFontDatabase, QGuiApplication, QTextCursor, QWheelEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -70,11 +70,6 @@ class RichText(QTextBrowser):
             self._height = height
             self.setFixedHeight(max(height, 1))
 
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        if self.lineWrapMode() == QTextBrowser.LineWrapMode.NoWrap:
-            self._fit()  # the sideways scroll bar comes and goes with the width
-
     def wheelEvent(self, event: QWheelEvent) -> None:
         delta = event.angleDelta()
         if abs(delta.x()) > abs(delta.y()) and self.horizontalScrollBar().maximum() > 0:
@@ -97,6 +92,17 @@ class RichText(QTextBrowser):
         return self.toPlainText()
 
 
+class CodeText(RichText):
+    """A code block's text: lines never wrap; a sideways scroll bar comes when they are long."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, wrap=False)
+
+    def resizeEvent(self, event: Any) -> None:  # only here: prose needs no Python per resize
+        super().resizeEvent(event)
+        self._fit()  # the sideways scroll bar comes and goes with the width
+
+
 def mono_font() -> QFont:
     font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
     app_size = QGuiApplication.font().pointSize()
@@ -105,28 +111,25 @@ def mono_font() -> QFont:
     return font
 
 
-class FocusTips(QObject):
-    """Shows a button's tooltip when it gets keyboard focus, not only on hover."""
+class IconButton(QToolButton):
+    """A tool button that shows its tooltip when it gets keyboard focus, not only on hover.
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if (event.type() == QEvent.Type.FocusIn and isinstance(watched, QWidget)
-                and isinstance(event, QFocusEvent)
-                and event.reason() in (Qt.FocusReason.TabFocusReason,
-                                       Qt.FocusReason.BacktabFocusReason)
-                and watched.toolTip()):
-            QToolTip.showText(watched.mapToGlobal(QPoint(0, watched.height() + 2)),
-                              watched.toolTip(), watched)
-        return False
+    An override, not an event filter: a filter would hand every event of every button
+    (paints, hovers) to Python; this is called for focus changes only.
+    """
 
-
-_focus_tips: FocusTips | None = None
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        if event.reason() in (Qt.FocusReason.TabFocusReason,
+                              Qt.FocusReason.BacktabFocusReason) and self.toolTip():
+            QToolTip.showText(self.mapToGlobal(QPoint(0, self.height() + 2)), self.toolTip(),
+                              self)
 
 
 def icon_button(name: str, tip: str, parent: QWidget | None = None, *, size: int = 16,
                 text: str = "") -> QToolButton:
     """A flat icon button with an accessible name and a tooltip (on hover and on focus)."""
-    global _focus_tips
-    button = QToolButton(parent)
+    button = IconButton(parent)
     button.setIcon(icons.themed(name, size))
     button.setIconSize(QSize(size, size))
     button.setToolTip(tip)
@@ -137,9 +140,6 @@ def icon_button(name: str, tip: str, parent: QWidget | None = None, *, size: int
     if text:
         button.setText(text)
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    if _focus_tips is None:
-        _focus_tips = FocusTips()
-    button.installEventFilter(_focus_tips)
     return button
 
 
@@ -194,7 +194,7 @@ class CodeBlock(QFrame):
         row.addWidget(self.lang)
         row.addStretch(1)
         row.addWidget(self.copy_button)
-        self.code = RichText(self, wrap=False)
+        self.code = CodeText(self)
         self.code.setFont(mono_font())
         self.code.document().setDocumentMargin(10)
         self.code.set_html(f'<pre style="margin:0px;">{seg.spans}</pre>')

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QModelIndex,
-    QPersistentModelIndex,
     QPoint,
-    QRect,
     QSize,
     Qt,
     QTimer,
     Signal,
     SignalInstance,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPainter, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,9 +24,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,121 +33,25 @@ from app.errors import UserError
 from app.ui import icons
 from app.ui.plain import plain_tip
 from app.ui.rich_text import icon_button
-from app.ui.theme import colors
+from app.ui.sidebar_items import (
+    HEADER_ROLE,
+    ID_ROLE,
+    MESSAGE_ROLE,
+    PINNED_ROLE,
+    PREVIEW_CHARS,
+    PREVIEW_ROLE,
+    ConversationDelegate,
+    date_group,
+    plain_preview,
+    snippet_text,
+)
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from app.store import Store
 
-ID_ROLE = Qt.ItemDataRole.UserRole
-MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
-PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
-HEADER_ROLE = Qt.ItemDataRole.UserRole + 3  # a date group's heading, not a conversation
-PINNED_ROLE = Qt.ItemDataRole.UserRole + 4
 SEARCH_DELAY_MS = 150
-
-
-def snippet_text(snippet: str) -> str:
-    """A store snippet ('[word]' marks matches) as plain text with the marks kept visible."""
-    return " ".join(snippet.split())
-
-
-MARKUP = re.compile(r"```\w*|[`*_#>|~]|\[[ xX]\]|(?:(?<=\s)|^)[-+](?=\s)")
-
-
-def plain_preview(text: str) -> str:
-    """A message's first words without Markdown marks ("**Yes** - [x] `a`" → "Yes a")."""
-    return " ".join(MARKUP.sub(" ", text).split())
-
-
-def date_group(when: float, now: float | None = None) -> str:
-    """The sidebar heading a conversation last active at ``when`` goes under."""
-    today = datetime.fromtimestamp(now if now is not None else time.time()).date()
-    day = datetime.fromtimestamp(when).date()
-    if day >= today:
-        return "Today"
-    if day == today - timedelta(days=1):
-        return "Yesterday"
-    if day > today - timedelta(days=7):
-        return "Previous 7 days"
-    if day > today - timedelta(days=30):
-        return "Previous 30 days"
-    if day.year == today.year:
-        return day.strftime("%B")
-    return str(day.year)
-
-
-class ConversationDelegate(QStyledItemDelegate):
-    """Draws a heading as small muted text, a conversation as its title over a muted preview."""
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
-                 ) -> QSize:
-        fm = QFontMetrics(option.font)
-        if index.data(HEADER_ROLE):
-            return QSize(10, fm.height() + 14)
-        lines = 2 if index.data(PREVIEW_ROLE) else 1
-        return QSize(10, fm.height() * lines + 14)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
-              index: QModelIndex | QPersistentModelIndex) -> None:
-        c = colors()
-        rect: QRect = option.rect
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        font = QFont(option.font)
-        if index.data(HEADER_ROLE):
-            font.setPointSize(max(6, font.pointSize() - 2))
-            font.setWeight(QFont.Weight.DemiBold)
-            painter.setFont(font)
-            painter.setPen(QColor(c.muted))
-            painter.drawText(rect.adjusted(10, 6, -6, 0),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             str(index.data(Qt.ItemDataRole.DisplayRole)))
-            painter.restore()
-            return
-        state = option.state
-        box = rect.adjusted(4, 1, -4, -1)
-        if state & QStyle.StateFlag.State_Selected:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(c.selected))
-            painter.drawRoundedRect(box, 8, 8)
-        elif state & QStyle.StateFlag.State_MouseOver:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(c.hover))
-            painter.drawRoundedRect(box, 8, 8)
-        fm = QFontMetrics(font)
-        left = box.left() + 10
-        right = box.right() - 8
-        if index.data(PINNED_ROLE):
-            px = icons.pixmap("pin", c.warning, 12)
-            painter.drawPixmap(right - 12, box.top() + 6 + (fm.height() - 12) // 2, px)
-            right -= 18
-        title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)),
-                              Qt.TextElideMode.ElideRight, max(10, right - left))
-        painter.setFont(font)
-        painter.setPen(QColor(c.text))
-        painter.drawText(QRect(left, box.top() + 6, right - left, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
-        preview = index.data(PREVIEW_ROLE)
-        if preview:
-            small = QFont(font)
-            small.setPointSize(max(6, font.pointSize() - 1))
-            sfm = QFontMetrics(small)
-            painter.setFont(small)
-            painter.setPen(QColor(c.muted))
-            text = sfm.elidedText(str(preview), Qt.TextElideMode.ElideRight,
-                                  max(10, box.right() - 8 - left))
-            painter.drawText(QRect(left, box.top() + 6 + fm.height(), box.right() - left,
-                                   fm.height()),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
-        painter.restore()
-
-    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,
-                             index: QModelIndex | QPersistentModelIndex) -> None:
-        rect: QRect = option.rect
-        height = QFontMetrics(option.font).height() + 10
-        editor.setGeometry(rect.left() + 6, rect.top() + 2, rect.width() - 12, height)
 
 
 class Sidebar(QWidget):
@@ -305,7 +201,7 @@ class Sidebar(QWidget):
     def _fill_list(self) -> None:
         conversations = self.store.list_conversations()
         try:
-            previews = self.store.previews()
+            previews = self.store.previews(PREVIEW_CHARS)
         except UserError as err:  # a damaged page among the messages: titles still show
             log.warning("no previews: %s", err)
             previews = {}
@@ -341,6 +237,37 @@ class Sidebar(QWidget):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         self.list.addItem(item)
         return item
+
+    def touched(self, conv_id: int, latest: str) -> None:
+        """``conv_id`` just got a message (``latest``): it goes to the top of its group with
+        that as its preview. When it is there already only its preview changes (no store read,
+        nothing rebuilt: this runs as a reply ends); otherwise the list is read again."""
+        preview = plain_preview(" ".join(latest[:PREVIEW_CHARS].split()))
+        row = self._row_of(conv_id) if self.mode == "list" and preview else -1
+        item = self.list.item(row) if row >= 0 else None
+        if item is None or not self._leads_its_group(row):
+            self.refresh()
+            return
+        self._filling = True  # setData would otherwise read as a rename
+        try:
+            item.setData(PREVIEW_ROLE, preview)
+            item.setToolTip(f"{item.text()}\n{preview}")
+        finally:
+            self._filling = False
+
+    def _row_of(self, conv_id: int) -> int:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if not item.data(HEADER_ROLE) and item.data(ID_ROLE) == conv_id:
+                return row
+        return -1
+
+    def _leads_its_group(self, row: int) -> bool:
+        """Whether the conversation at ``row`` is where the newest one of its kind goes:
+        first of the pinned ones, or first under "Today"."""
+        above = self.list.item(row - 1) if row > 0 else None
+        group = "Pinned" if self.list.item(row).data(PINNED_ROLE) else "Today"
+        return above is not None and bool(above.data(HEADER_ROLE)) and above.text() == group
 
     def conversation_items(self) -> list[QListWidgetItem]:
         """The listed conversations (not the date headings), in order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,18 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from app.errors import UserError
 
 log = logging.getLogger(__name__)
+
+# Every event the window hands to Python code takes the GIL first. A Python thread busy in the
+# background (Markdown parsed aside, the chat service, a download) lets go of it only when
+# Python's switch interval (5 ms by default) forces it, so each such event could wait up to
+# 5 ms, and a burst of them stalled the window for tens of ms. 0.5 ms keeps those waits short;
+# llama.cpp's own work runs with the GIL released and is not affected.
+GUI_SWITCH_INTERVAL_S = 0.0005
+
+
+def keep_window_responsive() -> None:
+    """Shorten the GIL switch interval for a process that shows the window (see above)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), GUI_SWITCH_INTERVAL_S))
 
 
 class _Funnel(QObject):

@@ -153,15 +153,22 @@ def test_streaming_stalls_stay_short(qtbot: Any, starter_model: Any, monkeypatch
 
 
 def test_cold_start_to_window_shown(tmp_path: Path) -> None:
+    """From launching `python main.py` to the window's first event-loop turn after show(),
+    timed by this process (launch) and the app (shown) on one clock; the app's own figure
+    (its age read from /proc) is printed beside it."""
     env = {**os.environ, "LLAMA_DESK_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen",
            "LLAMA_DESK_REPORT_SHOWN": "1"}
-    runs = []
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user runs it: byte code cached after once
+    runs, own = [], []
     for _ in range(3):
+        launched = time.time()
         out = subprocess.run([sys.executable, str(ROOT / "main.py")], env=env, cwd=ROOT,
                              capture_output=True, text=True, timeout=120, check=True).stdout
         figures = dict(line.split("=") for line in out.split() if "=" in line)
-        runs.append(float(figures["shown_after_process_start_s"]))
+        runs.append(float(figures["shown_at_epoch_s"]) - launched)
+        own.append(float(figures["shown_after_process_start_s"]))
     best, worst = min(runs), max(runs)
     print(f"\nUI bench: cold start to window shown {best:.2f} s best, {worst:.2f} s worst of 3 "
-          f"(limit {COLD_START_LIMIT_S} s)")
+          f"(limit {COLD_START_LIMIT_S} s); the app's own count from its process start "
+          f"{min(own):.2f}-{max(own):.2f} s")
     assert best < COLD_START_LIMIT_S

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from app.ui.sidebar import HEADER_ROLE, PREVIEW_ROLE, date_group, plain_preview
+from app.ui.sidebar_items import HEADER_ROLE, PREVIEW_ROLE, date_group, plain_preview
 from tests.ui.fakes import FakeEngine
 from tests.ui.test_window import send
 
@@ -83,3 +83,30 @@ def test_the_font_size_setting_reaches_the_sidebar(qtbot: Any, make_window: Any)
     assert window.sidebar.list.font().pointSize() == 16
     assert window.chat.font().pointSize() == 16
     assert window.composer.edit.font().pointSize() == 16
+
+
+def test_a_reply_to_the_top_chat_updates_its_preview_in_place(qtbot: Any, make_window: Any,
+                                                              monkeypatch: Any) -> None:
+    engine = FakeEngine(["**First** answer."])
+    window = make_window(engine)
+    send(qtbot, window, "Older chat")
+    older = window.conv_id
+    window.new_chat()
+    send(qtbot, window, "Top chat")
+    reads: list[str] = []
+    original = window.store.list_conversations
+    monkeypatch.setattr(window.store, "list_conversations",
+                        lambda *a, **k: reads.append("list") or original(*a, **k))
+    engine.script = ["A *second* answer."]
+    send(qtbot, window, "Once more")  # the top chat stays on top: nothing is read again
+    assert reads == []
+    items = window.sidebar.conversation_items()
+    assert [i.text() for i in items] == ["Top chat", "Older chat"]
+    assert items[0].data(PREVIEW_ROLE) == "A second answer."
+    window.open_conversation(older)
+    send(qtbot, window, "Back to the older one")  # not on top yet: the list is read again
+    assert reads
+    items = window.sidebar.conversation_items()
+    assert [i.text() for i in items] == ["Older chat", "Top chat"]
+    assert items[0].data(PREVIEW_ROLE) == "A second answer."
+    assert window.sidebar.list.item(0).text() == "Today"

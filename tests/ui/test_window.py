@@ -10,7 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QPushButton
 
 from app.store import Store
-from app.ui.sidebar import PINNED_ROLE, PREVIEW_ROLE
+from app.ui.sidebar_items import PINNED_ROLE, PREVIEW_ROLE
 from app.ui.worker import ReplyDone
 from tests.ui.conftest import wait_idle
 from tests.ui.fakes import FakeEngine
