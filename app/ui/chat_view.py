@@ -29,6 +29,7 @@ from app.ui.markdown import (
     render_segments,
 )
 from app.ui.message_widget import MessageWidget, cut_marker
+from app.ui.selection import SelectionSpan
 from app.ui.welcome import Welcome
 
 FIRST_PAGE = 16  # messages built when a conversation opens (the screen holds fewer)
@@ -78,6 +79,7 @@ class ChatView(Streaming, QScrollArea):
         self._layout.addWidget(self.welcome)
         self._layout.addStretch(1)
         self.setWidget(host)
+        self.selection_span = SelectionSpan(self, self.column)  # found by each message's text
         self.anchorClicked.connect(self._on_anchor)
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range)

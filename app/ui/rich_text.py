@@ -5,8 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QPoint, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QFocusEvent, QFont, QFontDatabase, QGuiApplication, QTextCursor, QWheelEvent
+from PySide6.QtCore import QByteArray, QMimeData, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QFocusEvent,
+    QFont,
+    QFontDatabase,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QTextCursor,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -21,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.ui import icons
 from app.ui.markdown import CodeSegment, Segment, document_css
+from app.ui.selection import span_of
 from app.ui.theme import colors
 
 COPIED_MS = 1500  # how long "Copied" shows
@@ -60,6 +71,37 @@ class RichText(QTextBrowser):
 
     def loadResource(self, kind: int, name: QUrl | str) -> Any:
         return QByteArray()  # remote or local images and style sheets are never loaded
+
+    # -- a selection that goes on into the next messages (app/ui/selection.py) ----------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        super().mousePressEvent(event)
+        span = span_of(self) if event.button() == Qt.MouseButton.LeftButton else None
+        if span is not None:
+            span.begin(self)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        span = span_of(self) if event.buttons() & Qt.MouseButton.LeftButton else None
+        if span is not None:
+            span.extend(self, event.globalPosition().toPoint())
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        span = span_of(self)
+        if span is not None and event.matches(QKeySequence.StandardKey.SelectAll):
+            span.select_all()
+            return
+        if span is not None and event.matches(QKeySequence.StandardKey.Copy) and span.spans():
+            QGuiApplication.clipboard().setText(span.text())
+            return
+        super().keyPressEvent(event)
+
+    def createMimeDataFromSelection(self) -> QMimeData:
+        span = span_of(self)
+        if span is not None and span.spans():  # Copy in the menu, or a drag of the selection
+            data = QMimeData()
+            data.setText(span.text())
+            return data
+        return super().createMimeDataFromSelection()
 
     def _fit(self, *_args: Any) -> None:
         height = math.ceil(self.document().size().height())

@@ -1,0 +1,126 @@
+"""Selecting across messages: a drag that leaves one message's text carries the selection over every
+message it passes, Ctrl+A in a message selects the whole conversation shown, and Copy takes it all in
+order (each message is its own text document, so Qt alone would stop at the first one's edge)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QScrollArea, QTextEdit, QWidget
+
+AUTO_SCROLL_PX = 24  # a drag past the view's top or bottom edge scrolls it this far per move
+
+
+class SelectionSpan:
+    """The selection of a chat's texts (``QTextEdit`` children of ``column`` inside ``view``)."""
+
+    def __init__(self, view: QScrollArea, column: QWidget) -> None:
+        self.view = view
+        self.column = column
+        self._anchor: QTextEdit | None = None
+        self._anchor_pos = 0
+        self._texts: list[QTextEdit] = []  # in reading order, fixed for one drag
+
+    def texts(self) -> list[QTextEdit]:
+        """The shown texts, top to bottom."""
+        shown = [t for t in self.column.findChildren(QTextEdit) if t.isVisibleTo(self.column)]
+        return sorted(shown, key=lambda t: (t.mapTo(self.column, QPoint(0, 0)).y(),
+                                            t.mapTo(self.column, QPoint(0, 0)).x()))
+
+    def begin(self, text: QTextEdit) -> None:
+        """A press in ``text``: its own selection starts there; every other one is cleared."""
+        self._anchor = text
+        self._anchor_pos = text.textCursor().anchor()
+        self._texts = self.texts()
+        for other in self._texts:
+            if other is not text:
+                _select(other, 0, 0)
+
+    def extend(self, text: QTextEdit, global_pos: QPoint) -> None:
+        """The drag begun in ``text`` is at ``global_pos``: select from the anchor to there."""
+        if self._anchor is not text or text not in self._texts:
+            return
+        self._auto_scroll(global_pos)
+        target, pos = self._hit(global_pos)
+        start = self._texts.index(text)
+        if target == start:
+            for i, other in enumerate(self._texts):
+                if i != start:
+                    _select(other, 0, 0)
+            return  # inside its own text, Qt's selection is the right one
+        down = target > start
+        for i, other in enumerate(self._texts):
+            end = _length(other)
+            if i == start:
+                _select(other, self._anchor_pos, end if down else 0)
+            elif min(start, target) < i < max(start, target):
+                _select(other, 0, end)
+            elif i == target:
+                _select(other, 0 if down else end, pos)
+            else:
+                _select(other, 0, 0)
+
+    def select_all(self) -> None:
+        for text in self.texts():
+            _select(text, 0, _length(text))
+
+    def spans(self) -> bool:
+        """Whether more than one text holds part of the selection."""
+        return sum(1 for t in self.texts() if t.textCursor().hasSelection()) > 1
+
+    def text(self) -> str:
+        """Everything selected, in reading order, one blank line between messages' pieces."""
+        pieces = [t.textCursor().selection().toPlainText() for t in self.texts()
+                  if t.textCursor().hasSelection()]
+        return "\n\n".join(p.lstrip("\n").rstrip() for p in pieces if p.strip())
+
+    def _hit(self, global_pos: QPoint) -> tuple[int, int]:
+        """The text at ``global_pos`` (the nearest above it in a gap) and the position there."""
+        y = self.column.mapFromGlobal(global_pos).y()
+        index = 0
+        for i, text in enumerate(self._texts):
+            if text.mapTo(self.column, QPoint(0, 0)).y() <= y:
+                index = i
+        text = self._texts[index]
+        top = text.mapTo(self.column, QPoint(0, 0)).y()
+        if y < top:
+            return index, 0
+        if y > top + text.height():
+            return index, _length(text)
+        local = text.viewport().mapFromGlobal(global_pos)
+        return index, text.cursorForPosition(local).position()
+
+    def _auto_scroll(self, global_pos: QPoint) -> None:
+        y = self.view.viewport().mapFromGlobal(global_pos).y()
+        bar = self.view.verticalScrollBar()
+        if y < 0:
+            bar.setValue(bar.value() - AUTO_SCROLL_PX)
+        elif y > self.view.viewport().height():
+            bar.setValue(bar.value() + AUTO_SCROLL_PX)
+
+
+def _length(text: QTextEdit) -> int:
+    return max(0, text.document().characterCount() - 1)
+
+
+def _select(text: QTextEdit, anchor: int, position: int) -> None:
+    current = text.textCursor()
+    if not current.hasSelection() and anchor == position:
+        return
+    if current.anchor() == anchor and current.position() == position:
+        return
+    cursor = QTextCursor(text.document())
+    cursor.setPosition(min(anchor, _length(text)))
+    cursor.setPosition(min(position, _length(text)), QTextCursor.MoveMode.KeepAnchor)
+    text.setTextCursor(cursor)
+
+
+def span_of(widget: QWidget) -> SelectionSpan | None:
+    """The SelectionSpan of the chat ``widget`` is in (None outside a chat)."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        span = getattr(parent, "selection_span", None)
+        if isinstance(span, SelectionSpan):
+            return span
+        parent = parent.parentWidget()
+    return None
