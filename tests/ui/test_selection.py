@@ -53,20 +53,19 @@ def key(text: RichText, sequence: QKeySequence.StandardKey) -> None:
                                            combo.keyboardModifiers()))
 
 
-def conversation(qtbot: Any) -> Any:
+def conversation(qtbot: Any) -> tuple[Any, RichText, RichText, RichText]:
+    """A chat of three messages, and each one's text."""
     view = make_view(qtbot, width=900, height=900)
     view.show_messages([msg(1, "user", "alpha beta gamma"),
                         msg(2, "assistant", "one two three\n\nfour five"),
                         msg(3, "user", "delta epsilon zeta")])
     qtbot.waitUntil(lambda: view.widgets[3].body.parts[0].height() > 5, timeout=2000)
-    return view
+    (first,), (second,), (third,) = (texts_of(view, mid) for mid in (1, 2, 3))
+    return view, first, second, third
 
 
 def test_a_drag_selects_across_messages_and_copy_takes_it_all_in_order(qtbot: Any) -> None:
-    view = conversation(qtbot)
-    first, = texts_of(view, 1)
-    second, = texts_of(view, 2)
-    third, = texts_of(view, 3)
+    view, first, second, third = conversation(qtbot)
     press(first, at(first, 6))  # before "beta"
     drag_to(first, at(third, 5))  # just after "delta"
     release(first, at(third, 5))
@@ -83,9 +82,7 @@ def test_a_drag_selects_across_messages_and_copy_takes_it_all_in_order(qtbot: An
 
 
 def test_dragging_back_into_the_first_message_drops_the_others(qtbot: Any) -> None:
-    view = conversation(qtbot)
-    first, = texts_of(view, 1)
-    second, = texts_of(view, 2)
+    view, first, second, _third = conversation(qtbot)
     press(first, at(first, 6))
     drag_to(first, at(second, 3))
     assert second.textCursor().selectedText() == "one"
@@ -98,10 +95,7 @@ def test_dragging_back_into_the_first_message_drops_the_others(qtbot: Any) -> No
 
 
 def test_an_upward_drag_and_a_new_click_elsewhere(qtbot: Any) -> None:
-    view = conversation(qtbot)
-    first, = texts_of(view, 1)
-    second, = texts_of(view, 2)
-    third, = texts_of(view, 3)
+    view, first, second, third = conversation(qtbot)
     press(third, at(third, 5))  # after "delta"
     drag_to(third, at(first, 11))  # before "gamma"
     assert first.textCursor().selectedText() == "gamma"
