@@ -7,6 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData, QPoint, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
+    QClipboard,
     QFocusEvent,
     QFont,
     QFontDatabase,
@@ -84,6 +85,13 @@ class RichText(QTextBrowser):
         span = span_of(self) if event.buttons() & Qt.MouseButton.LeftButton else None
         if span is not None:
             span.extend(self, event.globalPosition().toPoint())
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        super().mouseReleaseEvent(event)  # Qt puts this text's own part in the X11 selection
+        span = span_of(self) if event.button() == Qt.MouseButton.LeftButton else None
+        board = QGuiApplication.clipboard()
+        if span is not None and board.supportsSelection() and span.spans():
+            board.setText(span.text(), QClipboard.Mode.Selection)  # middle-click pastes it all
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         span = span_of(self)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent, QTextCursor
+from PySide6.QtGui import (
+    QClipboard,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QTextCursor,
+)
 from PySide6.QtWidgets import QApplication
 
 from app.ui.rich_text import RichText
@@ -133,3 +140,18 @@ def test_a_drag_past_the_bottom_edge_scrolls_the_chat(qtbot: Any) -> None:
         drag_to(first, below)
     assert view.verticalScrollBar().value() > 0
     assert view.selection_span.spans()
+
+
+def test_on_x11_the_primary_selection_gets_all_of_it(qtbot: Any, monkeypatch: Any) -> None:
+    """Middle-click paste: the whole selection goes to the X11 selection on release (the
+    offscreen platform has none, so the clipboard's calls are recorded)."""
+    _view, first, _second, third = conversation(qtbot)
+    board = QGuiApplication.clipboard()
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setattr(board, "supportsSelection", lambda: True)
+    monkeypatch.setattr(board, "setText", lambda text, mode=None: calls.append((text, mode)))
+    press(first, at(first, 6))
+    drag_to(first, at(third, 5))
+    release(first, at(third, 5))
+    assert calls[-1] == ("beta gamma\n\none two three\nfour five\n\ndelta",
+                         QClipboard.Mode.Selection)
