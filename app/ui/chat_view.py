@@ -26,10 +26,11 @@ from app.ui.markdown import (
     ACTION_SCHEME,
     SAFE_LINK,
     Segment,
+    render_plain,
     render_segments,
 )
 from app.ui.message_widget import MessageWidget, cut_marker
-from app.ui.selection import SelectionSpan
+from app.ui.selection import SelectionSpan, plain_text
 from app.ui.welcome import Welcome
 
 FIRST_PAGE = 16  # messages built when a conversation opens (the screen holds fewer)
@@ -79,7 +80,8 @@ class ChatView(Streaming, QScrollArea):
         self._layout.addWidget(self.welcome)
         self._layout.addStretch(1)
         self.setWidget(host)
-        self.selection_span = SelectionSpan(self, self.column)  # found by each message's text
+        # found by each message's text; Ctrl+A copies the unbuilt top of a long chat too
+        self.selection_span = SelectionSpan(self, self.column, self.unbuilt_texts)
         self.anchorClicked.connect(self._on_anchor)
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range)
@@ -307,6 +309,13 @@ class ChatView(Streaming, QScrollArea):
         self._items.append(widget)
         self._mark_newest()
         self.scroll_to_bottom()  # what was just sent is shown
+
+    def unbuilt_texts(self) -> list[str]:
+        """The plain text of the messages above the first one built, piece by piece."""
+        pieces: list[str] = []
+        for m in self.branch[:self._first]:
+            pieces += plain_text([render_plain(m.content)] if m.role == "user" else self._segments(m))
+        return pieces
 
     def message_widget(self, message_id: int) -> MessageWidget | None:
         return self.widgets.get(message_id)

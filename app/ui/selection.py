@@ -4,9 +4,13 @@ order (each message is its own text document, so Qt alone would stop at the firs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QPoint
-from PySide6.QtGui import QTextCursor
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QScrollArea, QTextEdit, QWidget
+
+from app.ui.markdown import Segment
 
 AUTO_SCROLL_PX = 24  # a drag past the view's top or bottom edge scrolls it this far per move
 
@@ -14,9 +18,12 @@ AUTO_SCROLL_PX = 24  # a drag past the view's top or bottom edge scrolls it this
 class SelectionSpan:
     """The selection of a chat's texts (``QTextEdit`` children of ``column`` inside ``view``)."""
 
-    def __init__(self, view: QScrollArea, column: QWidget) -> None:
+    def __init__(self, view: QScrollArea, column: QWidget,
+                 earlier: Callable[[], list[str]] | None = None) -> None:
         self.view = view
         self.column = column
+        self.earlier = earlier  # the plain text of messages not built yet (a long chat's top)
+        self._whole = False  # Ctrl+A: the whole conversation, built or not
         self._anchor: QTextEdit | None = None
         self._anchor_pos = 0
         self._texts: list[QTextEdit] = []  # in reading order, fixed for one drag
@@ -30,6 +37,7 @@ class SelectionSpan:
     def begin(self, text: QTextEdit) -> None:
         """A press in ``text``: its own selection starts there; every other one is cleared."""
         self._anchor = text
+        self._whole = False
         self._anchor_pos = text.textCursor().anchor()
         self._texts = self.texts()
         for other in self._texts:
@@ -61,8 +69,10 @@ class SelectionSpan:
                 _select(other, 0, 0)
 
     def select_all(self) -> None:
+        """Every message: those shown, and (for Copy) those of a long chat not built yet."""
         for text in self.texts():
             _select(text, 0, _length(text))
+        self._whole = True
 
     def spans(self) -> bool:
         """Whether more than one text holds part of the selection."""
@@ -70,8 +80,14 @@ class SelectionSpan:
 
     def text(self) -> str:
         """Everything selected, in reading order, one blank line between messages' pieces."""
-        pieces = [t.textCursor().selection().toPlainText() for t in self.texts()
+        texts = self.texts()
+        pieces = [t.textCursor().selection().toPlainText() for t in texts
                   if t.textCursor().hasSelection()]
+        whole = self._whole and all(
+            t.textCursor().selectionStart() == 0 and t.textCursor().selectionEnd() == _length(t)
+            for t in texts)  # still everything: nothing was clicked since Ctrl+A
+        if whole and self.earlier is not None:
+            pieces[0:0] = self.earlier()
         return "\n\n".join(p.lstrip("\n").rstrip() for p in pieces if p.strip())
 
     def _hit(self, global_pos: QPoint) -> tuple[int, int]:
@@ -113,6 +129,19 @@ def _select(text: QTextEdit, anchor: int, position: int) -> None:
     cursor.setPosition(min(anchor, _length(text)))
     cursor.setPosition(min(position, _length(text)), QTextCursor.MoveMode.KeepAnchor)
     text.setTextCursor(cursor)
+
+
+def plain_text(segments: list[Segment]) -> list[str]:
+    """A message's pieces as plain text, as its texts would give them once built."""
+    out = []
+    for seg in segments:
+        if isinstance(seg, str):
+            doc = QTextDocument()
+            doc.setHtml(seg)
+            out.append(doc.toPlainText())
+        else:
+            out.append(seg.code)
+    return out
 
 
 def span_of(widget: QWidget) -> SelectionSpan | None:

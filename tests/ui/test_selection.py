@@ -155,3 +155,24 @@ def test_on_x11_the_primary_selection_gets_all_of_it(qtbot: Any, monkeypatch: An
     release(first, at(third, 5))
     assert calls[-1] == ("beta gamma\n\none two three\nfour five\n\ndelta",
                          QClipboard.Mode.Selection)
+
+
+def test_select_all_copies_a_long_chat_s_messages_not_built_yet(qtbot: Any) -> None:
+    view = make_view(qtbot, width=900, height=600)
+    history = [msg(i, "user" if i % 2 else "assistant",
+                   f"question {i}" if i % 2 else f"answer {i}\n\n```\ncode {i}\n```")
+               for i in range(1, 41)]
+    view.show_messages(history)
+    assert 1 not in view.widgets  # only the newest page is built
+    last = view.selection_span.texts()[-1]
+    key(last, QKeySequence.StandardKey.SelectAll)
+    key(last, QKeySequence.StandardKey.Copy)
+    copied = QGuiApplication.clipboard().text()
+    expected = [f"question {i}" if i % 2 else f"answer {i}\n\ncode {i}" for i in range(1, 41)]
+    assert copied == "\n\n".join(expected)
+    assert 1 not in view.widgets  # and nothing was built for it
+    press(last, at(last, 2))  # a click ends "everything": back to what is selected on screen
+    release(last, at(last, 2))
+    assert view.selection_span.text() == "" and not view.selection_span.spans()
+    key(last, QKeySequence.StandardKey.SelectAll)  # and again
+    assert view.selection_span.text() == "\n\n".join(expected)
