@@ -124,6 +124,7 @@ class ChatActions:
         """An example prompt of the welcome: sent at once when a model is ready."""
         if self.model_state == "ready" and not self.generating:
             self.send(prompt)
+            self.composer.focus()  # the clicked card is gone: typing goes on in the composer
         else:
             self.composer.set_text(prompt)
             self.composer.focus()
@@ -268,9 +269,14 @@ class ChatActions:
         if kind in ("prev", "next"):
             if self.generating:
                 return
+            index = next((i for i, m in enumerate(self.branch) if m.id == message_id), -1)
             self.branch = self.store.switch_alternate(message_id, -1 if kind == "prev" else 1)
             self.render_branch()
+            if not self.chat.focus_pager(index, kind):  # the clicked button was rebuilt
+                self.composer.focus()
             self.request_count()
+            self.sidebar.refresh()  # its preview is the alternate now shown
+            self.sidebar.set_current(self.conv_id)
         elif kind == "regen":
             self.regenerate(message_id)
         elif kind == "edit":
@@ -290,6 +296,7 @@ class ChatActions:
         self.banners.clear("reply")
         self.reply_conv = self.conv_id
         self.set_generating(True)
+        self.composer.focus()  # the Regenerate button clicked is gone with the old reply
         self.host.regenerate(message_id)
 
     def edit_message(self, message_id: int, new_text: str | None = None) -> None:
@@ -316,6 +323,7 @@ class ChatActions:
         self.banners.clear("reply")
         self.reply_conv = msg.conversation_id
         self.set_generating(True)
+        self.composer.focus()  # the edit box is gone with the old branch
         self.host.edit(message_id, new_text.strip())
 
     def inspect_prompt(self, message_id: int) -> None:

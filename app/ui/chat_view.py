@@ -317,6 +317,20 @@ class ChatView(Streaming, QScrollArea):
             pieces += plain_text([render_plain(m.content)] if m.role == "user" else self._segments(m))
         return pieces
 
+    def focus_pager(self, index: int, kind: str) -> bool:
+        """After switching alternates the keyboard stays on ‹ (``kind`` "prev") or › of the
+        message now at ``index`` (the other one when that end is reached); False: neither."""
+        msg = self.branch[index] if 0 <= index < len(self.branch) else None
+        widget = self.widgets.get(msg.id) if msg is not None else None
+        if widget is None:
+            return False
+        pair = (widget.prev_button, widget.next_button)
+        for button in pair if kind == "prev" else pair[::-1]:
+            if button.isVisibleTo(widget) and button.isEnabled():
+                button.setFocus(Qt.FocusReason.OtherFocusReason)
+                return True
+        return False
+
     def message_widget(self, message_id: int) -> MessageWidget | None:
         return self.widgets.get(message_id)
 

@@ -84,6 +84,9 @@ class Composer(QWidget):
         self._sending = False
         self.edit.textChanged.connect(self._update)
         self.edit.textChanged.connect(self._grow)
+        # textChanged can come before the layout has counted the lines (a selection deleted):
+        # the layout's own size change is the one that is always up to date
+        self.edit.document().documentLayout().documentSizeChanged.connect(self._grow)
         self.edit.submitted.connect(self._submit)
         self.button.clicked.connect(self._clicked)
         self.edit.installEventFilter(self)

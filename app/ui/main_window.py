@@ -218,7 +218,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
             (sb.restore_requested, self.restore_conversation),
             (sb.purge_requested, self.purge_conversation),
             (sb.models_requested, self.open_model_manager),
-            (picker.model_chosen, self.load_model), (picker.manager_requested, self.open_model_manager),
+            (picker.model_chosen, self.choose_model), (picker.manager_requested, self.open_model_manager),
             (self.settings_button.clicked, self.open_settings),
             (self.sidebar_button.clicked, self.toggle_sidebar),
             (composer.send_requested, self.send), (composer.stop_requested, self.stop),

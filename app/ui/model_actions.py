@@ -83,6 +83,11 @@ class ModelActions:
         else:
             self.banners.clear("invite")
 
+    def choose_model(self, path: str) -> None:
+        """A model picked in the picker: it loads, and typing goes on in the composer."""
+        self.load_model(path)
+        self.composer.focus()
+
     def load_model(self, path: str | None) -> None:
         """Load ``path`` (None: the last used model, else the newest installed one)."""
         self.banners.clear("load")
