@@ -30,6 +30,7 @@ from app.ui.rich_text import MessageBody, confirm_copied, icon_button, muted_lab
 # The store's states, in the window's (shorter) words.
 STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
 AVATAR_PX = 24
+EDIT_LINES = 12  # the in-place editor grows up to this many lines
 
 
 def stats_text(msg: StoredMessage) -> str:
@@ -50,10 +51,27 @@ def stats_text(msg: StoredMessage) -> str:
 
 
 class EditBox(QPlainTextEdit):
-    """The in-place editor of a user message: Enter resends, Shift+Enter adds a line, Esc cancels."""
+    """The in-place editor of a user message: Enter resends, Shift+Enter adds a line, Esc cancels.
+
+    As tall as its text, wrapped lines counted (EDIT_LINES at most, then it scrolls)."""
 
     submitted = Signal()
     cancelled = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document().documentLayout().documentSizeChanged.connect(self.fit)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fit()  # a new width wraps the text anew
+
+    def fit(self, *_args: Any) -> None:
+        doc = self.document()
+        lines = max(2, min(EDIT_LINES, int(doc.size().height())))
+        margins = self.contentsMargins()
+        self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 2 * int(
+            doc.documentMargin()) + 2 * self.frameWidth() + margins.top() + margins.bottom() + 2)
 
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
@@ -284,8 +302,7 @@ class MessageWidget(QWidget):
         self.editor.setAccessibleName("Edit message")
         self.editor.setPlainText(self.msg.content)
         self.editor.setTabChangesFocus(True)
-        lines = max(2, min(12, self.msg.content.count("\n") + 2))
-        self.editor.setFixedHeight(self.editor.fontMetrics().lineSpacing() * lines + 16)
+        self.editor.fit()
         hint = muted_label("Enter resends · Shift+Enter adds a line · Esc cancels",
                            self.editor_frame)
         cancel = QPushButton("Cancel", self.editor_frame)

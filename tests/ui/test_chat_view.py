@@ -287,3 +287,20 @@ def test_a_button_s_tooltip_shows_on_keyboard_focus(qtbot: Any) -> None:
     qtbot.waitUntil(QToolTip.isVisible, timeout=2000)
     assert QToolTip.text() == button.toolTip()
     QToolTip.hideText()
+
+
+def test_the_inline_editor_shows_every_wrapped_line_and_grows(qtbot: Any) -> None:
+    view = make_view(qtbot, width=700)
+    long = "A question that is long enough to wrap over several lines of the bubble. " * 4
+    view.show_messages([msg(1, "user", long.strip())])
+    view.start_edit(1)
+    editor = view.widgets[1].editor
+    qtbot.waitUntil(lambda: editor.document().size().height() >= 3, timeout=2000)
+    qtbot.waitUntil(lambda: editor.verticalScrollBar().maximum() == 0, timeout=2000)
+    height = editor.height()
+    editor.moveCursor(editor.textCursor().MoveOperation.End)
+    for _ in range(3):
+        qtbot.keyClick(editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(editor, "more")
+    assert editor.height() > height  # grows as you type
+    assert editor.verticalScrollBar().maximum() == 0  # no line hidden behind a scroll bar
