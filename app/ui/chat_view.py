@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -170,6 +170,19 @@ class ChatView(Streaming, QScrollArea):
             self._build_from(max(0, index - 2))
         self._hold = ("widget", self.widgets[message_id])
         QTimer.singleShot(0, self, self._apply_hold)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Ctrl+A / Ctrl+C with the chat itself focused (a click between messages) act on the
+        messages' text as they do inside one."""
+        span = self.selection_span
+        if event.matches(QKeySequence.StandardKey.SelectAll):
+            span.select_all()
+            return
+        chosen = [t for t in span.texts() if t.textCursor().hasSelection()]
+        if event.matches(QKeySequence.StandardKey.Copy) and chosen:
+            QGuiApplication.clipboard().setMimeData(chosen[0].createMimeDataFromSelection())
+            return
+        super().keyPressEvent(event)
 
     # -- links ---------------------------------------------------------------------------------
     def _on_anchor(self, url: QUrl) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import icons
+from app.ui.copy_text import selected_html, selected_text
 from app.ui.markdown import CodeSegment, Segment, document_css
 from app.ui.selection import span_of
 from app.ui.theme import colors
@@ -99,17 +100,22 @@ class RichText(QTextBrowser):
             span.select_all()
             return
         if span is not None and event.matches(QKeySequence.StandardKey.Copy) and span.spans():
-            QGuiApplication.clipboard().setText(span.text())
+            QGuiApplication.clipboard().setMimeData(self.createMimeDataFromSelection())
             return
         super().keyPressEvent(event)
 
     def createMimeDataFromSelection(self) -> QMimeData:
+        """What Copy (keys, menu) and a drag of the selection give: plain text as a reader
+        expects it (app/ui/copy_text.py) and the formatted HTML, of one text or of several."""
         span = span_of(self)
-        if span is not None and span.spans():  # Copy in the menu, or a drag of the selection
-            data = QMimeData()
+        data = QMimeData()
+        if span is not None and span.spans():
             data.setText(span.text())
-            return data
-        return super().createMimeDataFromSelection()
+            data.setHtml(span.html())
+        else:
+            data.setText(selected_text(self))
+            data.setHtml(selected_html(self))
+        return data
 
     def _fit(self, *_args: Any) -> None:
         height = math.ceil(self.document().size().height())

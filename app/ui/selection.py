@@ -10,6 +10,7 @@ from PySide6.QtCore import QPoint
 from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QScrollArea, QTextEdit, QWidget
 
+from app.ui.copy_text import document_text, selected_html, selected_text
 from app.ui.markdown import Segment
 
 AUTO_SCROLL_PX = 24  # a drag past the view's top or bottom edge scrolls it this far per move
@@ -81,14 +82,18 @@ class SelectionSpan:
     def text(self) -> str:
         """Everything selected, in reading order, one blank line between messages' pieces."""
         texts = self.texts()
-        pieces = [t.textCursor().selection().toPlainText() for t in texts
-                  if t.textCursor().hasSelection()]
+        pieces = [selected_text(t) for t in texts if t.textCursor().hasSelection()]
         whole = self._whole and all(
             t.textCursor().selectionStart() == 0 and t.textCursor().selectionEnd() == _length(t)
             for t in texts)  # still everything: nothing was clicked since Ctrl+A
         if whole and self.earlier is not None:
             pieces[0:0] = self.earlier()
         return "\n\n".join(p.lstrip("\n").rstrip() for p in pieces if p.strip())
+
+    def html(self) -> str:
+        """The selected pieces shown (not a long chat's unbuilt top) as one HTML fragment."""
+        return "<br>".join(f"<div>{selected_html(t)}</div>" for t in self.texts()
+                           if t.textCursor().hasSelection())
 
     def _hit(self, global_pos: QPoint) -> tuple[int, int]:
         """The text at ``global_pos`` (the nearest above it in a gap) and the position there."""
@@ -128,7 +133,9 @@ def _select(text: QTextEdit, anchor: int, position: int) -> None:
     cursor = QTextCursor(text.document())
     cursor.setPosition(min(anchor, _length(text)))
     cursor.setPosition(min(position, _length(text)), QTextCursor.MoveMode.KeepAnchor)
+    sideways = text.horizontalScrollBar().value()
     text.setTextCursor(cursor)
+    text.horizontalScrollBar().setValue(sideways)  # a code block passed over stays where it was
 
 
 def plain_text(segments: list[Segment]) -> list[str]:
@@ -138,7 +145,7 @@ def plain_text(segments: list[Segment]) -> list[str]:
         if isinstance(seg, str):
             doc = QTextDocument()
             doc.setHtml(seg)
-            out.append(doc.toPlainText())
+            out.append(document_text(doc))
         else:
             out.append(seg.code)
     return out

@@ -176,3 +176,31 @@ def test_select_all_copies_a_long_chat_s_messages_not_built_yet(qtbot: Any) -> N
     assert view.selection_span.text() == "" and not view.selection_span.spans()
     key(last, QKeySequence.StandardKey.SelectAll)  # and again
     assert view.selection_span.text() == "\n\n".join(expected)
+
+
+def test_a_code_block_passed_over_does_not_scroll_sideways(qtbot: Any) -> None:
+    view = make_view(qtbot, width=700, height=900)
+    wide = "x = " + " + ".join(str(i) for i in range(150))
+    view.show_messages([msg(1, "user", "alpha beta"),
+                        msg(2, "assistant", f"Code:\n\n```python\n{wide}\n```\n\nDone."),
+                        msg(3, "user", "delta epsilon")])
+    texts = view.selection_span.texts()
+    code = next(t for t in texts if t.lineWrapMode() == RichText.LineWrapMode.NoWrap)
+    qtbot.waitUntil(lambda: code.horizontalScrollBar().maximum() > 0, timeout=2000)
+    first, third = texts[0], texts[-1]
+    press(first, at(first, 2))
+    drag_to(first, at(third, 3))
+    assert code.textCursor().hasSelection()
+    assert code.horizontalScrollBar().value() == 0
+    assert wide in view.selection_span.text()
+
+
+def test_ctrl_a_and_copy_with_the_chat_itself_focused(qtbot: Any) -> None:
+    view, *_texts = conversation(qtbot)
+    view.setFocus()  # a click between messages
+    QApplication.sendEvent(view, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_A,
+                                           Qt.KeyboardModifier.ControlModifier))
+    QApplication.sendEvent(view, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_C,
+                                           Qt.KeyboardModifier.ControlModifier))
+    assert QGuiApplication.clipboard().text() == ("alpha beta gamma\n\none two three\nfour five"
+                                                  "\n\ndelta epsilon zeta")
