@@ -1,5 +1,4 @@
-"""Widgets that keep a dialog inside its screen at any font size: a label that elides, a check
-box whose text wraps, and a size capped at the screen's available geometry."""
+"""Dialogs that fit their screen at any font size: eliding labels, wrapping check boxes, capped sizes."""
 
 from __future__ import annotations
 
