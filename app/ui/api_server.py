@@ -58,13 +58,17 @@ class ApiServerPage(QGroupBox):
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__("Local API server (OpenAI-compatible)", parent)
-        self.enabled = QCheckBox("Serve the loaded model to other programs on this computer")
+        from app.ui.sizing import CheckRow  # its text wraps at a large font
+
+        enabled = CheckRow("Serve the loaded model to other programs on this computer")
+        self.enabled = enabled.box
         self.enabled.setChecked(settings.api_server)
         self.port = QSpinBox()
         self.port.setRange(1, 65535)
         self.port.setValue(settings.api_port)
         self.port.setAccessibleName("API server port")
-        self.lan = QCheckBox("Also reachable from other devices on the network (needs a key)")
+        lan = CheckRow("Also reachable from other devices on the network (needs a key)")
+        self.lan = lan.box
         self.lan.setChecked(settings.api_lan)
         self.key = QLineEdit(keys.get_key() or "")
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
@@ -87,10 +91,10 @@ class ApiServerPage(QGroupBox):
         self._show_url()
 
         form = QFormLayout(self)
-        form.addRow(self.enabled)
+        form.addRow(enabled)
         form.addRow("Port", self.port)
         form.addRow("Base URL", self.url)
-        form.addRow(self.lan)
+        form.addRow(lan)
         key_row = QHBoxLayout()
         key_row.setContentsMargins(0, 0, 0, 0)
         key_row.addWidget(self.key, 1)

@@ -7,16 +7,16 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QProgressBar,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
-    QWidget,
 )
 
+from app.ui.plain import plain_tip
 from app.units import format_duration, format_estimate, format_size
 
 log = logging.getLogger(__name__)
@@ -138,34 +138,24 @@ class Conversions(QObject):
         getattr(self.jobs, action)(job_id)
 
     def _on_snapshot(self, snap: Any) -> None:
-        table = self.dialog.table
+        tab = self.dialog.downloads_tab
         row = self.rows.get(snap.job_id)
         if row is None:
-            row = self.rows[snap.job_id] = table.rowCount()
-            table.insertRow(row)
-            name = QTableWidgetItem(snap.title)
-            name.setData(self.dialog.DATA_ROLE, snap.job_id)
-            name.setToolTip(snap.source)
-            table.setItem(row, 0, name)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            table.setCellWidget(row, 1, bar)
-            for col in (2, 3, 4):
-                table.setItem(row, col, QTableWidgetItem(""))
-        widget = table.cellWidget(row, 1)
+            row = self.rows[snap.job_id] = tab.add_row(snap.job_id, snap.title, snap.source)
+        widget = tab.table.cellWidget(row, 1)
         running = not snap.state.settled and snap.total > 0
         if isinstance(widget, QProgressBar):
             widget.setValue(int(snap.fraction * 1000) if not snap.state.finished else 1000)
             stage = STAGE_NAMES.get(snap.stage, snap.stage or "Waiting")
             widget.setFormat(f"{stage}: {format_size(snap.done)} of {format_size(snap.total)}"
                              if snap.total else stage)
-        self.dialog.cell(row, 2).setText(f"{format_size(snap.speed)}/s" if running else "")
-        self.dialog.cell(row, 3).setText(format_duration(snap.eta, unknown="") if running else "")
+        tab.cell(row, 2).setText(f"{format_size(snap.speed)}/s" if running else "")
+        tab.cell(row, 3).setText(format_duration(snap.eta, unknown="") if running else "")
         state = snap.state.value + (f" — {snap.message}" if snap.message and not
                                     snap.state.finished else "")
-        self.dialog.cell(row, 4).setText(state)
+        tab.set_state(row, snap.state.value, state)
         if snap.state.value == "failed" and snap.error:
-            self.dialog.cell(row, 4).setToolTip(snap.error)
+            tab.cell(row, 4).setToolTip(plain_tip(snap.error))
             self.dialog.show_message(snap.error, error=True)
         elif snap.state.value == "done":
             self.dialog.show_message(f"{snap.name} is converted and verified; choose it in the "
@@ -177,11 +167,10 @@ class Conversions(QObject):
         self.jobs.shutdown(timeout=5.0)
 
 
-def folder_button(parent: QWidget, conversions: Conversions) -> Any:
-    from PySide6.QtWidgets import QPushButton
-
-    button = QPushButton("Convert checkpoint folder…", parent)
-    button.setToolTip("A Hugging Face (config.json + safetensors) or Meta download.sh "
+def folder_action(parent: QObject, conversions: Conversions) -> QAction:
+    """The model manager's "Convert checkpoint folder…" menu entry."""
+    action = QAction("Convert checkpoint folder…", parent)
+    action.setToolTip("A Hugging Face (config.json + safetensors) or Meta download.sh "
                       "(params.json + consolidated.*.pth) folder")
-    button.clicked.connect(conversions.ask_folder)
-    return button
+    action.triggered.connect(conversions.ask_folder)
+    return action

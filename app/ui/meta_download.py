@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -16,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -253,12 +253,12 @@ class MetaRoute(QObject):
             self._asked.discard(snap.job_id)
 
 
-def meta_button(manager: Any) -> QPushButton:
-    """The model manager's "Download from Meta (link from e-mail)…" button."""
+def meta_action(manager: Any, parent: QObject) -> QAction:
+    """The model manager's "Download from Meta (link from e-mail)…" menu entry."""
     route = MetaRoute(manager)
     manager.meta_route = route
-    button = QPushButton("Download from Meta (link from e-mail)…", manager)
-    button.setToolTip("Meta's own route: the signed link Meta e-mails you, as download.sh "
+    action = QAction("Download from Meta (link from e-mail)…", parent)
+    action.setToolTip("Meta's own route: the signed link Meta e-mails you, as download.sh "
                       "uses it; then converted here")
-    button.clicked.connect(lambda: route.open())
-    return button
+    action.triggered.connect(lambda: route.open())
+    return action

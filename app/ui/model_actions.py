@@ -193,6 +193,11 @@ class ModelActions:
             dialog = ModelManager(self.settings, self)  # type: ignore[arg-type]
             dialog.installed_changed.connect(lambda: self.picker.refresh(self.settings.context_size))
             dialog.use_model.connect(self.load_model)
+            # "● in use" follows the model this window has loaded (a load, a failed one, none)
+            self.model_ready.connect(lambda info: dialog.set_in_use(str(info.path)))
+            self.model_failed.connect(lambda _m: dialog.set_in_use(
+                str(self.model_info.path) if self.model_info is not None else None))
             self._manager = dialog
+        dialog.set_in_use(str(self.model_info.path) if self.model_info is not None else None)
         dialog.show()
         dialog.raise_()

@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTreeWidget,
@@ -28,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import icons
+from app.ui.downloads_tab import DownloadsTab, fit_columns
 from app.ui.hub_dialogs import FileChooser, TokenDialog, linkify, message_label
 from app.ui.model_picker import installed_models
 from app.ui.plain import plain_tip
+from app.ui.sizing import resize_within_screen
 from app.ui.tasks import run_in_background
 from app.ui.theme import colors
 from app.units import format_duration, format_size
@@ -49,13 +49,6 @@ DATA = Qt.ItemDataRole.UserRole
 RECOMMENDED = "★ recommended"
 RECOMMENDED_TIP = ("Q4_K_M: the usual best balance of size, speed and quality for chatting "
                    "(what most people should download).")
-
-
-def fit_columns(header: QHeaderView, count: int) -> None:
-    """Columns as wide as their content; the last one takes the rest (no cut-off text)."""
-    for column in range(count - 1):
-        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(count - 1, QHeaderView.ResizeMode.Stretch)
 
 
 def catalogue_verdicts(files: list[CatalogueFile], n_ctx: int) -> dict[str, str]:
@@ -108,23 +101,27 @@ class ModelManager(QDialog):
         self.tabs.addTab(self._catalogue_tab(), "Catalogue")
         self.tabs.addTab(self._installed_tab(), "Installed")
         self.tabs.addTab(self._downloads_tab(), "Downloads")
-        add_repo = QPushButton("Add Hub repo…", self)
-        add_repo.clicked.connect(self.ask_repo)
-        import_button = QPushButton("Import local .gguf…", self)
-        import_button.clicked.connect(self.ask_import)
-        token_button = QPushButton("Hugging Face token…", self)
-        token_button.clicked.connect(self.open_token_dialog)
-        from app.ui.conversions import Conversions, folder_button
+        from app.ui.conversions import Conversions, folder_action
+        from app.ui.meta_download import meta_action  # Meta's route (issue 16)
 
         self.conversions = Conversions(self, converter)  # official weights, converted here
+        # The less-used ways in share one menu button, so the row never sets the dialog's width.
+        self.add_menu = QMenu(self)
+        self.add_menu.addAction("Add Hub repo…", self.ask_repo)
+        self.add_menu.addAction("Import local .gguf…", self.ask_import)
+        self.add_menu.addAction(folder_action(self.add_menu, self.conversions))
+        self.add_menu.addAction(meta_action(self, self.add_menu))
+        self.add_menu.setToolTipsVisible(True)
+        add_button = QPushButton("Add a model", self)
+        add_button.setAccessibleName("Add a model")
+        add_button.setMenu(self.add_menu)
+        token_button = QPushButton("Hugging Face token…", self)
+        token_button.clicked.connect(self.open_token_dialog)
         close = QPushButton("Close", self)
         close.clicked.connect(self.hide)
         row = QHBoxLayout()
-        from app.ui.meta_download import meta_button  # Meta's route (issue 16)
-
-        for button in (add_repo, import_button, folder_button(self, self.conversions),
-                       meta_button(self), token_button):
-            row.addWidget(button)
+        row.addWidget(add_button)
+        row.addWidget(token_button)
         row.addStretch(1)
         row.addWidget(close)
         layout = QVBoxLayout(self)
@@ -135,7 +132,7 @@ class ModelManager(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addLayout(row)
-        self.resize(940, 620)
+        resize_within_screen(self, 940, 620)
         self.refresh_catalogue()
         self.refresh_installed()
         run_in_background(self._describe_hardware, self.hardware.setText)
@@ -156,42 +153,16 @@ class ModelManager(QDialog):
         return self._page(self.tree, self.download_button)
 
     def _installed_tab(self) -> QWidget:
-        self.installed = QTableWidget(0, 4)
-        self.installed.setAccessibleName("Installed models")
-        self.installed.setHorizontalHeaderLabels(["Name", "Size", "Quantization", "Source"])
-        self.installed.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.installed.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.installed.verticalHeader().hide()
-        self.installed.setShowGrid(False)
-        self.installed.setAlternatingRowColors(True)
-        fit_columns(self.installed.horizontalHeader(), 4)
-        use = QPushButton("Use")
-        use.setProperty("primary", True)
-        use.clicked.connect(self._use_selected)
-        remove = QPushButton("Remove")
-        remove.setProperty("danger", True)
-        remove.clicked.connect(self.remove_selected)
-        return self._page(self.installed, use, remove)
+        from app.ui.installed_tab import InstalledTab
+
+        self.installed_tab = InstalledTab(self, DATA)
+        self.installed = self.installed_tab.table
+        return self.installed_tab
 
     def _downloads_tab(self) -> QWidget:
-        self.table = QTableWidget(0, 5)
-        self.table.setAccessibleName("Downloads")
-        self.table.setHorizontalHeaderLabels(["File", "Progress", "Speed", "ETA", "State"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setShowGrid(False)
-        header = self.table.horizontalHeader()
-        fit_columns(header, 5)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # the progress bar
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
-        header.setMinimumSectionSize(80)
-        buttons = []
-        for label, action in (("Pause", "pause"), ("Resume", "resume"), ("Cancel", "cancel")):
-            button = QPushButton(label)
-            button.clicked.connect(lambda _c=False, a=action: self._job_action(a))
-            buttons.append(button)
-        return self._page(self.table, *buttons)
+        self.downloads_tab = DownloadsTab(self._run_job_action, DATA)
+        self.table = self.downloads_tab.table
+        return self.downloads_tab
 
     def clear_message(self) -> None:
         """Forget the last message (its problem is gone, e.g. a model has loaded since)."""
@@ -349,83 +320,36 @@ class ModelManager(QDialog):
 
     # -- installed -----------------------------------------------------------------------------
     def refresh_installed(self) -> None:
-        from app.ui.model_picker import installed_models
+        self.installed_tab.refresh()
 
-        models = installed_models()
-        self.installed.setRowCount(len(models))
-        for row, model in enumerate(models):
-            cells = (model.name, format_size(model.size_bytes), model.quantization, model.origin)
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(DATA, (model.name, str(model.path), model.builtin))
-                item.setToolTip(plain_tip(str(model.path)))
-                self.installed.setItem(row, col, item)
-
-    def _selected_installed(self) -> tuple[str, str, bool] | None:
-        row = self.installed.currentRow()
-        item = self.installed.item(row, 0) if row >= 0 else None
-        return None if item is None else item.data(DATA)
-
-    def _use_selected(self) -> None:
-        chosen = self._selected_installed()
-        if chosen:
-            self.use_model.emit(chosen[1])
+    def set_in_use(self, path: str | None) -> None:
+        """The window's loaded model (None: none) is marked "● in use" on the Installed tab."""
+        self.installed_tab.set_in_use(path)
 
     def remove_selected(self) -> None:
-        chosen = self._selected_installed()
-        if not chosen:
-            return
-        name, _path, builtin = chosen
-        if builtin:
-            self.show_message(f"{name} is built in and cannot be removed.", error=True)
-            return
-
-        def work() -> InstalledModel:
-            from app.hub import installed
-
-            return installed.remove_model(name)
-
-        def done(model: InstalledModel) -> None:
-            self.show_message(f"Removed {model.name}.")
-            self.refresh_installed()
-            self.installed_changed.emit()
-
-        run_in_background(work, done, lambda m: self.show_message(m, error=True))
+        self.installed_tab.remove_selected()
 
     # -- downloads -----------------------------------------------------------------------------
     def _on_snapshot(self, snap: JobSnapshot) -> None:
+        tab = self.downloads_tab
         row = self.rows.get(snap.job_id)
         if row is None:
-            row = self.table.rowCount()
-            self.rows[snap.job_id] = row
-            self.table.insertRow(row)
-            name = QTableWidgetItem(snap.filename)
-            name.setData(DATA, snap.job_id)
-            name.setToolTip(plain_tip(f"{snap.repo_id}/{snap.filename}"))
-            self.table.setItem(row, 0, name)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setTextVisible(True)
-            bar.setAccessibleName(f"Download progress of {snap.filename}")
-            self.table.setCellWidget(row, 1, bar)
-            self.table.setRowHeight(row, max(self.table.rowHeight(row), 30))
+            row = self.rows[snap.job_id] = tab.add_row(snap.job_id, snap.filename,
+                                                       f"{snap.repo_id}/{snap.filename}")
             self.tabs.setTabText(2, f"Downloads ({len(self.rows)})")
-            for col in (2, 3, 4):
-                self.table.setItem(row, col, QTableWidgetItem(""))
         widget = self.table.cellWidget(row, 1)
         if isinstance(widget, QProgressBar):
             widget.setValue(int(snap.fraction * 1000))
             total = format_size(snap.total or None)  # 0: not known yet
             widget.setFormat(f"{format_size(snap.done)} of {total}")
         downloading = snap.state.value == "downloading"
-        self._cell(row, 2).setText(f"{format_size(snap.speed)}/s" if downloading else "")
-        self._cell(row, 3).setText(format_duration(snap.eta, unknown="") if downloading else "")
+        tab.cell(row, 2).setText(f"{format_size(snap.speed)}/s" if downloading else "")
+        tab.cell(row, 3).setText(format_duration(snap.eta, unknown="") if downloading else "")
         state = snap.state.value
-        if snap.message and not snap.state.finished:
-            state += f" — {snap.message}"
-        self._cell(row, 4).setText(state)
+        shown = state + (f" — {snap.message}" if snap.message and not snap.state.finished else "")
+        tab.set_state(row, state, shown)
         if snap.state.value == "failed" and snap.error:
-            self._cell(row, 4).setToolTip(plain_tip(snap.error))
+            tab.cell(row, 4).setToolTip(plain_tip(snap.error))
             self.show_message(snap.error, error=True)
         elif snap.state.value == "done":
             self.show_message(f"{snap.filename} is downloaded and verified; choose it in the "
@@ -434,28 +358,24 @@ class ModelManager(QDialog):
             self.installed_changed.emit()
 
     def cell(self, row: int, col: int) -> QTableWidgetItem:
-        return self._cell(row, col)
-
-    def _cell(self, row: int, col: int) -> QTableWidgetItem:
-        item = self.table.item(row, col)
-        if item is None:
-            item = QTableWidgetItem("")
-            self.table.setItem(row, col, item)
-        return item
+        return self.downloads_tab.cell(row, col)
 
     def job_state(self, job_id: str) -> str:
         row = self.rows.get(job_id, self.conversions.rows.get(job_id))
-        return "" if row is None else self._cell(row, 4).text()
+        return "" if row is None else self.cell(row, 4).text()
 
     def _job_action(self, action: str) -> None:
-        row = self.table.currentRow()
-        item = self.table.item(row, 0) if row >= 0 else None
-        if item is not None and self.conversions.owns(item.data(DATA)):
-            self.conversions.action(item.data(DATA), action)
-        elif item is not None:
-            getattr(self.downloads, action)(item.data(DATA))
+        """Pause, Resume or Cancel on the selected row of the Downloads tab."""
+        self.downloads_tab.act(action)
+
+    def _run_job_action(self, action: str, job_id: str) -> None:
+        if self.conversions.owns(job_id):
+            self.conversions.action(job_id, action)
+        else:
+            getattr(self.downloads, action)(job_id)
 
     def shutdown(self) -> None:
         """Pause running downloads (partials are kept for resuming) and stop their thread."""
         self.downloads.shutdown(timeout=5.0)
         self.conversions.shutdown()
+

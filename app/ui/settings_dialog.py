@@ -3,7 +3,7 @@ asked), the model options, and the look. Other parts add their own pages with ``
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, SAMPLING_RANGES, Sampling
 from app.errors import SettingsError
 from app.settings import AppSettings
+from app.ui.sizing import CheckRow, ElidedLabel, resize_within_screen
 from app.ui.theme import colors
 
 FORMAT_CHOICES = (
@@ -37,6 +38,7 @@ FORMAT_CHOICES = (
 THEME_CHOICES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 SPIN_WIDTH = 200
+PAGE_PADDING = 2 * 10 + 12  # the style sheet's item padding each side, and room for the frame
 
 
 def _double(name: str, value: float) -> QDoubleSpinBox:
@@ -114,7 +116,6 @@ class SettingsDialog(QDialog):
         self.pages = QListWidget(self)
         self.pages.setObjectName("settingsPages")
         self.pages.setAccessibleName("Settings pages")
-        self.pages.setFixedWidth(170)
         self.stack = QStackedWidget(self)
         self.pages.currentRowChanged.connect(self.stack.setCurrentIndex)
         self._chat_page(self.add_form_page("Chat"), system_prompt, sampling, conversation)
@@ -144,7 +145,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(box)
         self.pages.setCurrentRow(0)
-        self.resize(760, 660)
+        self.fit_page_list()
+        resize_within_screen(self, 760, 660)
 
     def add_page(self, title: str, page: QWidget) -> QWidget:
         """Add a page (a scrolling form) under ``title`` in the list on the left."""
@@ -156,13 +158,31 @@ class SettingsDialog(QDialog):
         page.setAutoFillBackground(False)
         self.pages.addItem(title)
         self.stack.addWidget(scroll)
+        self.fit_page_list()
         return page
 
+    def fit_page_list(self) -> None:
+        """The page list is as wide as its widest entry in the current font (plus padding)."""
+        metrics = self.pages.fontMetrics()
+        widest = max((metrics.horizontalAdvance(self.pages.item(row).text())
+                      for row in range(self.pages.count())), default=0)
+        styled = self.pages.sizeHintForColumn(0)  # what the style sheet's item padding makes it
+        self.pages.setFixedWidth(max(widest + PAGE_PADDING, styled + PAGE_PADDING - 20)
+                                 + 2 * self.pages.frameWidth())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.fit_page_list()
+        super().changeEvent(event)
+
     def add_form_page(self, title: str) -> QFormLayout:
-        """Add an empty form page under ``title``; the caller fills the form returned."""
+        """Add an empty form page under ``title``; the caller fills the form returned. A field
+        too wide for its row (a large font) moves under its label rather than widening the page."""
         page = QWidget()
         self.add_page(title, page)
-        return QFormLayout(page)
+        form = QFormLayout(page)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        return form
 
     # -- pages ---------------------------------------------------------------------------------
     def _chat_page(self, form: QFormLayout, system_prompt: str, sampling: Sampling,
@@ -170,10 +190,9 @@ class SettingsDialog(QDialog):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         where = (f"For this conversation: “{conversation}”." if conversation is not None
                  else "For the next new chat.")
-        heading = QLabel(where)
-        heading.setTextFormat(Qt.TextFormat.PlainText)
-        heading.setProperty("strong", True)
-        form.addRow(heading)
+        self.heading = ElidedLabel(where)  # a long title must not widen the dialog
+        self.heading.setProperty("strong", True)
+        form.addRow(self.heading)
         self.system = QPlainTextEdit(system_prompt)
         self.system.setAccessibleName("System prompt")
         self.system.setPlaceholderText("Optional instructions the model sees before the chat")
@@ -200,7 +219,8 @@ class SettingsDialog(QDialog):
         self.random_seed.setChecked(sampling.seed is None)
         self.seed.setEnabled(sampling.seed is not None)
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-        self.default_box = QCheckBox("Also make these the defaults for new chats")
+        default_row = CheckRow("Also make these the defaults for new chats")
+        self.default_box = default_row.box
         self.default_box.setAccessibleName("Make default for new chats")
         form.addRow("System prompt", self.system)
         form.addRow("", _row(preset, clear))
@@ -213,7 +233,7 @@ class SettingsDialog(QDialog):
         form.addRow("Frequency penalty", self.frequency_penalty)
         form.addRow("Max new tokens", self.max_tokens)
         form.addRow("Seed", _row(self.seed, self.random_seed))
-        form.addRow("", self.default_box)
+        form.addRow("", default_row)
         default_prompt = self.app_settings.default_system_prompt.strip()
         form.addRow("", _note("New chats start with "
                               + (f"the system prompt “{default_prompt[:80]}”"
@@ -234,6 +254,10 @@ class SettingsDialog(QDialog):
         path = self.model_path
         current = s.prompt_formats.get(path, "auto") if path else "auto"
         self.prompt_format = _choices("Prompt format for this model", FORMAT_CHOICES, current)
+        # Long choices: the box shows what fits and its list shows them whole.
+        self.prompt_format.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.prompt_format.setMinimumContentsLength(16)
         self.prompt_format.setEnabled(path is not None)
         form.addRow(_note("These apply when the model is next loaded (it reloads on Save)."))
         form.addRow("Context size (tokens)", self.context)

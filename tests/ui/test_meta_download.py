@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QLineEdit, QPushButton
+from PySide6.QtWidgets import QLineEdit
 
 from app.hub import installed
 from app.hub.convert_jobs import ConvertManager, ConvertState
@@ -34,9 +34,9 @@ def manager(qtbot: Any) -> Any:
 
 
 def open_dialog(window: Any, qtbot: Any) -> MetaDownloadDialog:
-    [button] = [b for b in window.findChildren(QPushButton)
-                if b.text() == "Download from Meta (link from e-mail)…"]
-    button.click()
+    [action] = [a for a in window.add_menu.actions()
+                if a.text() == "Download from Meta (link from e-mail)…"]
+    action.trigger()
     dialog = window.meta_route.dialog
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: "…" not in dialog.models.topLevelItem(0).text(3), timeout=10_000)

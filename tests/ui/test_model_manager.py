@@ -178,3 +178,130 @@ def test_reopened_dialog_follows_a_new_context_size(qtbot: Any, manager_dialog: 
     assert manager_dialog.tree.headerItem().text(2) == "Fit at 1,000,000 tokens"
     qtbot.waitUntil(lambda: catalogue_rows(manager_dialog)["Llama-2 70B chat"][0][2] == "won't fit",
                     timeout=30_000)
+
+
+# -- fits its screen (review 6) ----------------------------------------------------------------
+@pytest.mark.parametrize("point_size", [AppSettings().font_size, 15])
+def test_the_dialog_fits_its_screen_at_any_font_size(qtbot: Any, qapp: Any,
+                                                     point_size: int) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from app.ui.theme import apply_theme
+
+    apply_theme(qapp, point_size)  # the window's font size and style sheet
+    parent = QWidget()
+    qtbot.add_widget(parent)
+    downloads = DownloadManager(token=lambda: None, retry=FAST_RETRY, update_interval=0.0)
+    dialog = ModelManager(AppSettings(), parent, manager=downloads)
+    try:
+        assert dialog.minimumSizeHint().width() < 1000
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        room = dialog.screen().availableGeometry().size()
+        assert dialog.width() <= room.width() and dialog.height() <= room.height()
+        labels = [a.text() for a in dialog.add_menu.actions()]
+        assert labels == ["Add Hub repo…", "Import local .gguf…", "Convert checkpoint folder…",
+                          "Download from Meta (link from e-mail)…"]
+    finally:
+        dialog.hide()
+        dialog.shutdown()
+        from app.ui.tasks import wait_for_background
+
+        wait_for_background(10_000)
+
+
+def test_the_dialog_never_opens_larger_than_the_screen(qtbot: Any, manager_dialog: Any) -> None:
+    from app.ui.sizing import resize_within_screen
+
+    room = manager_dialog.screen().availableGeometry().size()
+    resize_within_screen(manager_dialog, room.width() + 500, room.height() + 500)
+    assert manager_dialog.width() <= room.width()
+    assert manager_dialog.height() <= room.height()
+
+
+# -- the Downloads tab's empty state and buttons (review 14) -----------------------------------
+def _enabled(dialog: Any) -> dict[str, bool]:
+    return {a: b.isEnabled() for a, b in dialog.downloads_tab.buttons.items()}
+
+
+def test_downloads_tab_empty_state_and_buttons_that_follow_the_row(
+        qtbot: Any, manager_dialog: Any, fake_hub: FakeHub, tmp_path: Path) -> None:  # noqa: F811
+    from app.ui.downloads_tab import EMPTY_TEXT
+
+    tab = manager_dialog.downloads_tab
+    manager_dialog.show()
+    manager_dialog.tabs.setCurrentIndex(2)
+    qtbot.waitUntil(tab.empty.isVisible)
+    assert tab.empty.text() == EMPTY_TEXT
+    assert _enabled(manager_dialog) == {"pause": False, "resume": False, "cancel": False}
+
+    fake_hub.add(R7, Q4, tiny_gguf(tmp_path / "a.gguf", payload_mib=2))
+    job = manager_dialog.start_download(R7, Q4)
+    assert not tab.empty.isVisible()
+    assert _enabled(manager_dialog) == {"pause": False, "resume": False, "cancel": False}
+    manager_dialog.table.selectRow(manager_dialog.rows[job])
+    assert _enabled(manager_dialog) == {"pause": True, "resume": False, "cancel": True}
+    manager_dialog._job_action("pause")
+    qtbot.waitUntil(lambda: manager_dialog.job_state(job).startswith("paused"), timeout=30_000)
+    assert _enabled(manager_dialog) == {"pause": False, "resume": True, "cancel": True}
+    tab.buttons["resume"].click()
+    qtbot.waitUntil(lambda: manager_dialog.job_state(job) == "done", timeout=30_000)
+    assert _enabled(manager_dialog) == {"pause": False, "resume": False, "cancel": False}
+    manager_dialog.table.clearSelection()
+    assert _enabled(manager_dialog) == {"pause": False, "resume": False, "cancel": False}
+
+
+# -- the Installed tab (review 14) -------------------------------------------------------------
+def test_headers_are_left_aligned_like_their_cells(manager_dialog: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    for table in (manager_dialog.installed, manager_dialog.table):
+        assert table.horizontalHeader().defaultAlignment() == left
+
+
+def installed_rows(dialog: Any) -> dict[str, tuple[str, bool]]:
+    """name -> (Status cell, whether the row is bold)."""
+    table = dialog.installed
+    return {table.item(r, 0).text(): (table.item(r, 4).text(), table.item(r, 0).font().bold())
+            for r in range(table.rowCount())}
+
+
+def test_the_loaded_model_is_marked_in_use(manager_dialog: Any, tmp_path: Path) -> None:
+    path = tmp_path / "local.gguf"
+    tiny_gguf(path, payload_mib=1)
+    installed.import_model(path)
+    manager_dialog.refresh_installed()
+    rows = installed_rows(manager_dialog)
+    assert rows["local"] == ("", False) and len(rows) >= 2
+    manager_dialog.set_in_use(str(path))
+    rows = installed_rows(manager_dialog)
+    assert rows.pop("local") == ("● in use", True)
+    assert all(row == ("", False) for row in rows.values())
+    manager_dialog.refresh_installed()  # a refresh keeps the mark
+    assert installed_rows(manager_dialog)["local"] == ("● in use", True)
+    manager_dialog.set_in_use(None)
+    assert installed_rows(manager_dialog)["local"] == ("", False)
+
+
+def test_the_window_tells_the_manager_which_model_is_in_use(qtbot: Any, make_window: Any,
+                                                            tmp_path: Path) -> None:
+    from tests.ui.fakes import FakeEngine
+
+    paths = {}
+    for name in ("first", "second"):
+        paths[name] = tmp_path / f"{name}.gguf"
+        tiny_gguf(paths[name], payload_mib=0.2, seed=len(name))
+        installed.import_model(paths[name])
+    window = make_window(FakeEngine())
+    window.open_model_manager()
+    manager = window._manager
+    for name in ("first", "second"):
+        with qtbot.waitSignal(window.model_ready, timeout=10_000):
+            window.load_model(str(paths[name].resolve()))
+        marked = {n for n, (status, bold) in installed_rows(manager).items() if status or bold}
+        assert marked == {name}
+        assert installed_rows(manager)[name] == ("● in use", True)
+    with qtbot.waitSignal(window.model_failed, timeout=10_000):
+        window.load_model("/nowhere/missing.gguf")  # the model before stays loaded
+    assert installed_rows(manager)["second"] == ("● in use", True)

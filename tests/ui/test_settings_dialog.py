@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from app.engine.types import Sampling
 from app.settings import AppSettings
+from app.ui.plain import plain_tip
 
 
 def test_prompt_format_override_per_model(qtbot: Any) -> None:
@@ -64,3 +67,85 @@ def test_a_seed_beyond_the_spin_box_is_kept(qtbot: Any) -> None:
     assert dialog.seed.value() == INT_MAX and dialog.sampling().seed == big
     dialog.seed.setValue(7)
     assert dialog.sampling().seed == 7
+
+
+LONG_TITLE = "Explain how a hash table works, with a small Python example."
+
+
+def _show_each_page(qtbot: Any, dialog: Any) -> list[tuple[str, Any]]:
+    """Show ``dialog`` at its default size and visit each page; (title, its scroll area)."""
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    shown = []
+    for row in range(dialog.pages.count()):
+        dialog.pages.setCurrentRow(row)
+        scroll = dialog.stack.currentWidget()
+        qtbot.waitUntil(scroll.isVisible)
+        qtbot.wait(10)  # the pending layout requests run
+        shown.append((dialog.pages.item(row).text(), scroll))
+    return shown
+
+
+@pytest.mark.parametrize("point_size", [11, 15])  # the default font size, and large
+def test_no_page_scrolls_sideways_at_the_default_size(qtbot: Any, qapp: Any,
+                                                      point_size: int | None) -> None:
+    from app.ui.settings_dialog import SettingsDialog
+    from app.ui.theme import apply_theme
+
+    apply_theme(qapp, point_size)  # the window's look: font size and style sheet
+    dialog = SettingsDialog("", Sampling(), AppSettings(), conversation=LONG_TITLE)
+    qtbot.add_widget(dialog)
+    for title, scroll in _show_each_page(qtbot, dialog):
+        page = scroll.widget()
+        assert page.width() <= scroll.viewport().width(), title
+        assert not scroll.horizontalScrollBar().isVisible(), title
+    dialog.pages.setCurrentRow(0)
+    assert dialog.heading.toolTip() == plain_tip(f"For this conversation: “{LONG_TITLE}”.")
+    assert dialog.heading.width() <= dialog.stack.width()
+    assert dialog.heading.text().endswith("…")  # elided to what fits, the full title in the tip
+
+
+def test_a_short_title_is_shown_whole(qtbot: Any) -> None:
+    from app.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog("", Sampling(), AppSettings(), conversation="hi")
+    qtbot.add_widget(dialog)
+    _show_each_page(qtbot, dialog)
+    dialog.pages.setCurrentRow(0)
+    assert dialog.heading.text() == "For this conversation: “hi”."
+
+
+@pytest.mark.parametrize("point_size", [11, 15])  # the default font size, and large
+def test_the_page_list_fits_its_entries_at_any_font_size(qtbot: Any, qapp: Any,
+                                                          point_size: int | None) -> None:
+    from app.ui.settings_dialog import SettingsDialog
+    from app.ui.theme import apply_theme
+
+    apply_theme(qapp, point_size)
+    dialog = SettingsDialog("", Sampling(), AppSettings())
+    qtbot.add_widget(dialog)
+    _show_each_page(qtbot, dialog)
+    pages = dialog.pages
+    assert not pages.horizontalScrollBar().isVisible()
+    metrics = pages.fontMetrics()
+    for row in range(pages.count()):
+        item = pages.item(row)
+        rect = pages.visualItemRect(item)
+        # the text and the style sheet's 10 px side padding fit inside the visible list
+        assert metrics.horizontalAdvance(item.text()) + 20 <= rect.width(), item.text()
+        assert rect.right() <= pages.viewport().width(), item.text()
+
+
+def test_a_wrapping_check_box_toggles_from_its_text(qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    from app.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog("", Sampling(), AppSettings())
+    qtbot.add_widget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    row = dialog.default_box.parentWidget()
+    assert row.label.wordWrap() and not dialog.make_default()
+    qtbot.mouseClick(row.label, Qt.MouseButton.LeftButton)
+    assert dialog.make_default()
