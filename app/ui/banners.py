@@ -84,6 +84,9 @@ class Banner(QFrame):
         if stacked != self.stacked:
             self.stacked = stacked
             self._place_buttons()
+            # The height for this width changed: drop the row's cached one, re-lay the column.
+            self._row.invalidate()
+            self.updateGeometry()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

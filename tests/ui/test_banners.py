@@ -61,21 +61,26 @@ def test_a_narrow_banner_puts_its_button_under_the_text(qtbot: Any, make_window:
     button = banner.add_action("Get Llama-2-chat 7B…", lambda: None)
     line = banner.label.fontMetrics().lineSpacing()
 
+    def fitted() -> bool:  # as tall as its text and buttons need, no taller
+        return all(b.height() == b.heightForWidth(b.width()) for b in window.banners.banners)
+
     def lines() -> float:
         return banner.label.heightForWidth(banner.label.width()) / line  # the text's lines
 
+    def settle() -> None:  # the banner's new width, then the height for it
+        QApplication.processEvents()
+        qtbot.waitUntil(fitted, timeout=2000)
+
     def resize(width: int, height: int) -> None:
         window.resize(width, height)
-        for _ in range(2):  # the banner's new width, then its new height
-            QApplication.processEvents()
+        settle()
 
     resize(1180, 780)
     assert not banner.stacked and lines() <= MAX_LINES_BESIDE
     assert button.geometry().top() < banner.label.geometry().bottom()  # beside the text
     resize(800, 700)
     window.sidebar_button.click()  # the sidebar opened by its toggle while narrow
-    for _ in range(2):
-        QApplication.processEvents()
+    settle()
     assert window.sidebar.isVisibleTo(window)
     assert banner.stacked and lines() <= MAX_LINES_BESIDE
     assert button.mapTo(banner, button.rect().topLeft()).y() >= banner.label.geometry().bottom()
