@@ -5,27 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.ui.rich_text import icon_button
 
-# (background, text, border) in the light and the dark theme
-STYLES = {
-    "error": (("#fdecea", "#611a15", "#f5c6cb"), ("#3b1f1f", "#ffb4ab", "#6e2f2b")),
-    "warning": (("#fff4e5", "#663c00", "#ffd8a8"), ("#3a2e12", "#f2cc60", "#6b5420")),
-    "info": (("#e8f1fd", "#0b3a75", "#b6d4fe"), ("#1d2a3d", "#a8c7fa", "#2f4a6e")),
-}
-
-
-def banner_style(kind: str) -> str:
-    from app.ui.theme import is_dark
-
-    background, text, border = STYLES.get(kind, STYLES["info"])[1 if is_dark() else 0]
-    return f"background-color:{background}; color:{text}; border:1px solid {border};"
+MAX_LINES_BESIDE = 3  # text beside the buttons taller than this: the buttons go under it
 
 
 class Banner(QFrame):
-    """One message with optional action buttons and a close button."""
+    """One message with optional action buttons and a close button.
+
+    Its colours come from the app's style sheet (theme.banner_rules, by object name), so a
+    theme change recolours live banners. When the text beside the buttons would wrap to more
+    than MAX_LINES_BESIDE lines (a narrow window), the buttons move under the text.
+    """
 
     closed = Signal()
 
@@ -35,21 +37,60 @@ class Banner(QFrame):
         self.key = key
         self.kind = kind
         self.setObjectName(f"banner-{kind}")
-        self.setStyleSheet(f"QFrame#{self.objectName()} {{ {banner_style(kind)}"
-                           " border-radius:8px; } QPushButton { padding: 3px 10px; }")
+        self.setStyleSheet("QPushButton { padding: 3px 10px; }")  # no colours: see theme.py
         self.label = QLabel(text, self)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.label.setStyleSheet("border:none; background:transparent;")
+        self.buttons = QWidget(self)
+        self._buttons_row = QHBoxLayout(self.buttons)
+        self._buttons_row.setContentsMargins(0, 0, 0, 0)
+        self.buttons.hide()  # until an action is added
         row = QHBoxLayout(self)
         row.setContentsMargins(12, 6, 6, 6)
-        row.addWidget(self.label, 1)
         self._row = row
+        self._grid = QGridLayout()
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(8)
+        self._grid.setVerticalSpacing(4)
+        self._grid.addWidget(self.label, 0, 0)
+        self._grid.setColumnStretch(0, 1)
+        self.stacked = False  # the buttons are under the text
+        self._place_buttons()
+        row.addLayout(self._grid, 1)
         close = icon_button("close", "Dismiss", self, size=14)
         close.clicked.connect(self.dismiss)
         self._close = close
-        row.addWidget(close)
+        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+
+    def _place_buttons(self) -> None:
+        self._grid.removeWidget(self.buttons)
+        if self.stacked:
+            self._grid.addWidget(self.buttons, 1, 0, Qt.AlignmentFlag.AlignLeft)
+        else:
+            self._grid.addWidget(self.buttons, 0, 1, Qt.AlignmentFlag.AlignVCenter)
+
+    def _update_stacking(self) -> None:
+        """Buttons beside the text while it stays short, under it when that would be tall."""
+        if self.buttons.isHidden():
+            stacked = False
+        else:
+            margins = self._row.contentsMargins()
+            text_width = (self.width() - margins.left() - margins.right()
+                          - self._close.sizeHint().width() - self._row.spacing())
+            beside = text_width - self.buttons.sizeHint().width() - self._grid.horizontalSpacing()
+            lines = self.label.heightForWidth(max(beside, 1)) / self.label.fontMetrics().lineSpacing()
+            stacked = lines > MAX_LINES_BESIDE + 0.5
+        if stacked != self.stacked:
+            self.stacked = stacked
+            self._place_buttons()
+            # The height for this width changed: drop the row's cached one, re-lay the column.
+            self._row.invalidate()
+            self.updateGeometry()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._update_stacking()
 
     @property
     def text(self) -> str:
@@ -66,7 +107,9 @@ class Banner(QFrame):
                 self.dismiss()
 
         button.clicked.connect(run)
-        self._row.insertWidget(self._row.count() - 1, button)
+        self._buttons_row.addWidget(button)
+        self.buttons.show()
+        self._update_stacking()
         return button
 
     def dismiss(self) -> None:

@@ -13,7 +13,6 @@ from PySide6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QSplitter,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from app.ui.model_actions import ModelActions
 from app.ui.model_picker import ModelPicker
 from app.ui.rich_text import icon_button
 from app.ui.sidebar import Sidebar
+from app.ui.status_line import build_status_line
 from app.ui.tasks import keep_window_responsive, on_ui_thread
 from app.ui.theme import apply_theme, is_dark, set_choice
 from app.ui.worker import EngineHost
@@ -189,19 +189,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         self.splitter.setSizes([264, 856])
         self.setCentralWidget(self.splitter)
 
-        self.meter = QLabel("", self)
-        self.meter.setObjectName("contextMeter")
-        self.meter.setAccessibleName("Context used")
-        self.backend_label = QLabel("Backend: …", self)
-        self.state_label = QLabel("No model", self)
-        self.state_label.setObjectName("modelState")
-        for label in (self.meter, self.backend_label, self.state_label):
-            label.setTextFormat(Qt.TextFormat.PlainText)  # model and file names: never HTML
-        status = self.statusBar()
-        status.setSizeGripEnabled(False)
-        status.addWidget(self.state_label, 1)
-        status.addPermanentWidget(self.meter)
-        status.addPermanentWidget(self.backend_label)
+        self.meter, self.backend_label, self.state_label = build_status_line(self)
         self.setTabOrder(self.sidebar.new_button, self.sidebar.search)
         self.setTabOrder(self.sidebar.search, self.sidebar.list)
         self.setTabOrder(self.sidebar.list, self.chat)

@@ -59,6 +59,12 @@ _ROLES: dict[str, tuple[str, str]] = {
     "success":      ("#1a7f37", "#56d364"),
     "table_header": ("#f2f4f7", "#2a2c30"),
 }
+# The banners' (background, text, border), per kind, as (light, dark).
+BANNERS: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
+    "error": (("#fdecea", "#611a15", "#f5c6cb"), ("#3b1f1f", "#ffb4ab", "#6e2f2b")),
+    "warning": (("#fff4e5", "#663c00", "#ffd8a8"), ("#3a2e12", "#f2cc60", "#6b5420")),
+    "info": (("#e8f1fd", "#0b3a75", "#b6d4fe"), ("#1d2a3d", "#a8c7fa", "#2f4a6e")),
+}
 LIGHT = Colors(dark=False, **{role: pair[0] for role, pair in _ROLES.items()})
 DARK = Colors(dark=True, **{role: pair[1] for role, pair in _ROLES.items()})
 _choice = "system"  # the app's theme setting: "system", "light" or "dark"
@@ -123,6 +129,19 @@ def chevron(c: Colors) -> str:
 
     name = "chevron-dark.svg" if c.dark else "chevron-light.svg"
     return (paths.resources_dir() / "ui" / name).as_posix()
+
+
+def banner_rules(c: Colors) -> str:
+    """The banners' colours, in the app's style sheet so live banners follow a theme change."""
+    rules = []
+    for kind, pair in BANNERS.items():
+        background, text, border = pair[1 if c.dark else 0]
+        rules.append(
+            f"QFrame#banner-{kind} {{ background-color: {background}; color: {text};"
+            f" border: 1px solid {border}; border-radius: 8px; }}\n"
+            f"QFrame#banner-{kind} QLabel {{ color: {text}; background: transparent;"
+            " border: none; }\n")
+    return "".join(rules)
 
 
 def style_sheet(c: Colors, point_size: int) -> str:
@@ -231,7 +250,7 @@ QSplitter::handle {{ background: {c.faint}; }}
 QMenu {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.faint}; padding: 4px; }}
 QMenu::item {{ padding: 5px 18px; border-radius: 4px; }}
 QMenu::item:selected {{ background: {c.hover}; }}
-"""
+{banner_rules(c)}"""
 
 
 def apply_theme(app: QApplication, point_size: int | None = None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
@@ -14,12 +17,29 @@ EXAMPLES = (
     ("Make a plan", "Make a 3-day itinerary for Lisbon as a table: day, morning, afternoon."),
     ("Fix my code", "Why does `for i in range(len(xs)): xs.remove(xs[i])` fail in Python?"),
 )
+_CODE = re.compile(r"`([^`]+)`")  # an inline code span of Markdown, as the prompts write it
 SHORTCUTS = (("Enter", "send"), ("Shift+Enter", "new line"), ("Esc", "stop"),
              ("Ctrl+N", "new chat"), ("Ctrl+F", "search"), ("Ctrl+,", "settings"))
 
 
+def readable(prompt: str) -> str:
+    """``prompt`` as a reader sees it: inline code without its Markdown backticks."""
+    return _CODE.sub(r"\1", prompt)
+
+
+def prompt_html(prompt: str) -> str:
+    """``prompt`` as rich text: the code spans in the monospace font, the rest escaped."""
+    parts = _CODE.split(prompt)  # text, code, text, code, ...
+    return "".join(f"<code>{html.escape(part)}</code>" if index % 2 else html.escape(part)
+                   for index, part in enumerate(parts))
+
+
 class ExampleCard(QFrame):
-    """A clickable card: a short title over the example prompt (wrapped, muted)."""
+    """A clickable card: a short title over the example prompt (wrapped, muted).
+
+    The card shows the prompt as it reads (code in monospace, no backticks); a click sends
+    ``prompt`` unchanged.
+    """
 
     clicked = Signal()
 
@@ -29,14 +49,16 @@ class ExampleCard(QFrame):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setAccessibleName(f"Example: {title}")
-        self.setToolTip(f"Send: {prompt}")
+        self.setToolTip(f"Send: {readable(prompt)}")
         self.prompt = prompt
         box = QVBoxLayout(self)
         box.setContentsMargins(14, 10, 14, 10)
         box.setSpacing(2)
         self.title = QLabel(title, self)
         self.title.setProperty("strong", True)
-        self.body = muted_label(prompt, self)
+        self.body = muted_label("", self)
+        self.body.setTextFormat(Qt.TextFormat.RichText)
+        self.body.setText(prompt_html(prompt))
         self.body.setWordWrap(True)
         box.addWidget(self.title)
         box.addWidget(self.body)
@@ -58,7 +80,7 @@ class ExampleCard(QFrame):
         super().keyPressEvent(event)
 
     def text(self) -> str:
-        return f"{self.title.text()}\n{self.prompt}"
+        return f"{self.title.text()}\n{readable(self.prompt)}"
 
 
 class Welcome(QWidget):
