@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.chat.service import branch_cut
 from app.errors import UserError
+from app.ui.theme import set_tone
 from app.ui.worker import ContextCount, ReplyDone
 
 if TYPE_CHECKING:
@@ -367,7 +368,7 @@ class ChatActions:
         n_ctx = self.model_info.n_ctx if self.model_info else 0
         self.meter.setText(f"counting… / {n_ctx:,} tokens")
         self.meter.setToolTip("Counted when the model is free (it is writing a reply).")
-        self.meter.setStyleSheet("")
+        set_tone(self.meter)
 
     def request_count(self) -> None:
         if self.model_state != "ready":
@@ -377,7 +378,7 @@ class ChatActions:
         if not self.branch:
             self.meter.setText(f"0 / {n_ctx:,} tokens")
             self.meter.setToolTip("")
-            self.meter.setStyleSheet("")
+            set_tone(self.meter)
             return
         if self.generating and self.reply_conv != self.conv_id:
             self.meter_counting()
@@ -389,7 +390,7 @@ class ChatActions:
         if count.tokens < 0:  # cannot be counted: say so, and why, instead of "?"
             self.meter.setText(f"{count.n_ctx:,}-token context")
             self.meter.setToolTip(count.error)
-            self.meter.setStyleSheet("color:#c0392b;")
+            set_tone(self.meter, "danger")
             return
         self.meter.setText(f"{count.tokens:,} / {count.n_ctx:,} tokens")
         tip = "Tokens the next message's prompt takes (before your new text)."
@@ -398,4 +399,4 @@ class ChatActions:
                     "left out of it.")
         self.meter.setToolTip(tip)
         full = count.tokens > count.n_ctx * 0.9
-        self.meter.setStyleSheet("color:#b9770e;" if full else "")
+        set_tone(self.meter, "warning" if full else "")

@@ -28,7 +28,6 @@ from app.engine.types import LLAMA2_DEFAULT_SYSTEM_PROMPT, SAMPLING_RANGES, Samp
 from app.errors import SettingsError
 from app.settings import AppSettings
 from app.ui.sizing import CheckRow, ElidedLabel, resize_within_screen
-from app.ui.theme import colors
 
 FORMAT_CHOICES = (
     ("Automatic (Llama-2 reference, or the model's own template)", "auto"),
@@ -128,7 +127,7 @@ class SettingsDialog(QDialog):
 
         self.error = QLabel("")
         self.error.setTextFormat(Qt.TextFormat.PlainText)  # it quotes values the user typed
-        self.error.setStyleSheet(f"color:{colors().danger};")
+        self.error.setProperty("danger", True)  # the app's style sheet colours it, per theme
         self.error.setWordWrap(True)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                | QDialogButtonBox.StandardButton.Cancel)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 THEMES = ("system", "light", "dark")
 
@@ -160,7 +160,8 @@ QWidget#chatArea, QWidget#chatColumnHost, QScrollArea#chatView, QWidget#chatView
 QWidget#topBar {{ background: {c.window}; border-bottom: 1px solid {c.faint}; }}
 QLabel[muted="true"] {{ color: {c.muted}; }}
 QLabel[strong="true"] {{ font-weight: 600; }}
-QLabel[danger="true"] {{ color: {c.danger}; }}
+QLabel[danger="true"], QLabel[tone="danger"] {{ color: {c.danger}; }}
+QLabel[tone="warning"] {{ color: {c.warning}; }}
 QLabel#cutMarker {{ color: {c.warning}; padding: 6px; }}
 QTextBrowser#richText {{ background: transparent; border: none; }}
 QLabel[small="true"] {{ font-size: {small}pt; }}
@@ -251,6 +252,15 @@ QMenu {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.faint}; 
 QMenu::item {{ padding: 5px 18px; border-radius: 4px; }}
 QMenu::item:selected {{ background: {c.hover}; }}
 {banner_rules(c)}"""
+
+
+def set_tone(label: QWidget, tone: str = "") -> None:
+    """Colour ``label`` "danger", "warning" or plain ("") through the app's style sheet, so
+    that it follows a theme change (a colour set on the widget itself would not)."""
+    if label.property("tone") != tone:
+        label.setProperty("tone", tone)
+        label.style().unpolish(label)
+        label.style().polish(label)
 
 
 def apply_theme(app: QApplication, point_size: int | None = None) -> None:

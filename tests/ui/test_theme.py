@@ -50,3 +50,19 @@ def test_apply_theme_follows_the_scheme_and_the_setting(qapp: QApplication,
         qapp.setPalette(before[0])
         qapp.setStyleSheet(before[1])
         qapp.setFont(before[2])
+
+
+def test_a_coloured_meter_follows_a_theme_change(qtbot: Any, make_window: Any) -> None:
+    from tests.ui.fakes import FakeEngine
+
+    window = make_window(FakeEngine())
+    theme.set_tone(window.meter, "warning")  # as when the prompt is over 90% of the context
+    for choice, palette in (("light", theme.LIGHT), ("dark", theme.DARK), ("light", theme.LIGHT)):
+        window.settings.theme = choice
+        window.on_theme_changed()
+        QApplication.processEvents()
+        assert window.meter.palette().color(window.meter.foregroundRole()).name() == \
+            palette.warning
+    theme.set_tone(window.meter)
+    assert window.meter.palette().color(window.meter.foregroundRole()).name() != \
+        theme.LIGHT.warning
