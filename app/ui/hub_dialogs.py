@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.ui.plain import plain_label
 from app.ui.tasks import run_in_background
+from app.ui.theme import colors
 from app.units import format_size
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class TokenDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         self.save_button.setEnabled(True)
-        self.status.setText(f'<span style="color:#c0392b;">{linkify(message)}</span>')
+        self.status.setText(f'<span style="color:{colors().danger};">{linkify(message)}</span>')
 
     def remove(self) -> None:
         def work() -> bool:

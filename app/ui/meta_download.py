@@ -27,9 +27,13 @@ from app.hub.meta_catalogue import MetaModel, meta_models
 from app.hub.meta_link import EXAMPLE, REQUEST_PAGE, MetaLink, MetaLinkError
 from app.ui.hub_dialogs import linkify, masked_row, message_label
 from app.ui.tasks import run_in_background
+from app.ui.theme import colors
 from app.units import format_estimate, format_size
 
-ERROR_STYLE = '<span style="color:#c0392b;">{}</span>'
+
+def error_html(text: str) -> str:
+    """``text`` (already escaped) in the theme's danger colour."""
+    return f'<span style="color:{colors().danger};">{text}</span>'
 
 
 def _verdicts(quant: str, n_ctx: int) -> tuple[str, dict[str, str]]:
@@ -117,10 +121,10 @@ class MetaDownloadDialog(QDialog):
             try:
                 link = MetaLink.parse(text)
             except MetaLinkError as err:
-                self.link_status.setText(ERROR_STYLE.format(html.escape(str(err))))
+                self.link_status.setText(error_html(html.escape(str(err))))
             else:
                 shown = html.escape(f"Link to {link.shown}.")
-                self.link_status.setText(ERROR_STYLE.format(shown) if link.expired() else shown)
+                self.link_status.setText(error_html(shown) if link.expired() else shown)
         self._update_button()
 
     # ---- the models ---------------------------------------------------------------------------
@@ -178,7 +182,7 @@ class MetaDownloadDialog(QDialog):
     def start(self) -> None:
         link, model = self.link(), self.chosen()
         if link is None or model is None:
-            self.status.setText(ERROR_STYLE.format(
+            self.status.setText(error_html(
                 "Paste the whole link from Meta's e-mail and choose a model."))
             return
         job_id = str(self.jobs.add_meta(link, model, self.quant.currentText(),

@@ -187,7 +187,7 @@ class ModelManager(QDialog):
         return "This computer: " + hardware.detect().describe()
 
     def show_message(self, text: str, error: bool = False) -> None:
-        style = ' style="color:#c0392b;"' if error else ""
+        style = f' style="color:{colors().danger};"' if error else ""
         self.message.setText(f"<span{style}>{linkify(text)}</span>")
 
     def showEvent(self, event: QShowEvent) -> None:

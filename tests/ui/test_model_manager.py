@@ -13,6 +13,7 @@ from app.hub import installed
 from app.hub.manager import DownloadManager
 from app.settings import AppSettings
 from app.ui.model_manager import ModelManager
+from app.ui.theme import colors
 from tests.hub.fixtures import FAST_RETRY, TOKEN, fake_hub, memory_keyring, tiny_gguf  # noqa: F401
 from tests.hub.hub_server import FakeHub
 
@@ -166,7 +167,8 @@ def test_import_of_a_corrupt_file_is_a_message(qtbot: Any, manager_dialog: Any, 
     bad.write_bytes(b"not a gguf at all")
     manager_dialog.import_file(str(bad))
     qtbot.waitUntil(lambda: "bad.gguf" in manager_dialog.message.text()
-                    and "color:#c0392b" in manager_dialog.message.text(), timeout=30_000)
+                    and f"color:{colors().danger}" in manager_dialog.message.text(),
+                    timeout=30_000)
 
 
 def test_reopened_dialog_follows_a_new_context_size(qtbot: Any, manager_dialog: Any) -> None:
