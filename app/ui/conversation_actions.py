@@ -71,25 +71,41 @@ class ConversationActions:
         self.sidebar.refresh()
 
     def delete_conversation(self, conv_id: int) -> None:
-        """To the Trash, with an Undo bar that lasts while the conversation is there."""
+        """To the Trash, with an Undo bar that lasts while the conversation is there (until
+        it is restored, deleted for good, or the bar is dismissed: no time limit)."""
         conv = self.store.trash(conv_id)
-        if conv_id == self.conv_id:
+        was_open = conv_id == self.conv_id
+        if was_open:
             self.show_conversation(None)
         self.sidebar.refresh()
         banner = self.banners.show_banner(
-            f"“{conv.display_title}” moved to Trash.", "info", key=f"undo-{conv_id}",
-            timeout_ms=15_000)
-        banner.add_action("Undo", lambda: self.restore_conversation(conv_id))
+            f"“{conv.display_title}” moved to Trash.", "info", key=f"undo-{conv_id}")
+        banner.add_action("Undo", lambda: self.undo_delete(conv_id, reopen=was_open))
 
-    def restore_conversation(self, conv_id: int) -> None:
+    def _restore(self, conv_id: int) -> bool:
         self.banners.clear(f"undo-{conv_id}")  # restored: there is nothing left to undo
         try:
             self.store.restore(conv_id)
         except UserError as err:
             self.show_error(str(err))
             self.sidebar.refresh()
+            return False
+        return True
+
+    def undo_delete(self, conv_id: int, *, reopen: bool) -> None:
+        """The Undo bar: the conversation goes back into the list in its place. The open chat
+        stays open, unless the undone one was open then and nothing else was opened since."""
+        if not self._restore(conv_id):
             return
+        if reopen and self.conv_id is None:
+            self.open_conversation(conv_id, 0)
         self.sidebar.refresh()
+
+    def restore_conversation(self, conv_id: int) -> None:
+        """Restore from the Trash: back to the list, the conversation selected and open."""
+        if not self._restore(conv_id):
+            return
+        self.sidebar.show_list()
         self.open_conversation(conv_id, 0)
 
     def confirm_purge(self, title: str) -> bool:

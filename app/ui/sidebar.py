@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -36,6 +35,9 @@ from app.ui.rich_text import icon_button
 from app.ui.sidebar_items import (
     HEADER_ROLE,
     ID_ROLE,
+    MATCH_END,
+    MATCH_START,
+    MATCHES_ROLE,
     MESSAGE_ROLE,
     PINNED_ROLE,
     PREVIEW_CHARS,
@@ -43,8 +45,9 @@ from app.ui.sidebar_items import (
     ConversationDelegate,
     date_group,
     plain_preview,
-    snippet_text,
+    snippet_spans,
 )
+from app.ui.sidebar_list import ConversationList, SearchField, TrashButtons
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from app.store import Store
 
 SEARCH_DELAY_MS = 150
+NAVIGATE_DELAY_MS = 150  # arrow keys open the chat they stop on, not each one passed
 
 
 class Sidebar(QWidget):
@@ -76,7 +80,7 @@ class Sidebar(QWidget):
         name.setProperty("strong", True)
         self.new_button = icon_button("new", "New chat (Ctrl+N)", self, size=18)
         self.new_button.setObjectName("newChatButton")
-        self.search = QLineEdit(self)
+        self.search = SearchField(self)
         self.search.setObjectName("searchField")
         self.search.setPlaceholderText("Search all messages (Ctrl+F)")
         self.search.setAccessibleName("Search conversations")
@@ -86,7 +90,7 @@ class Sidebar(QWidget):
         self.title.setProperty("muted", True)
         self.title.setProperty("small", True)
         self.title.setWordWrap(True)
-        self.list = QListWidget(self)
+        self.list = ConversationList(self)
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName("Conversations")
         self.list.setItemDelegate(ConversationDelegate(self.list))
@@ -98,17 +102,9 @@ class Sidebar(QWidget):
         self.list.setEditTriggers(
             QListWidget.EditTrigger.EditKeyPressed | QListWidget.EditTrigger.DoubleClicked
         )
-        self.restore_button = QPushButton(icons.themed("restore", 16), "Restore", self)
-        self.restore_button.setAccessibleName("Restore conversation")
-        self.purge_button = QPushButton(icons.themed("trash", 16), "Delete forever", self)
-        self.purge_button.setAccessibleName("Delete conversation forever")
-        self.purge_button.setProperty("danger", True)
-        trash_row = QHBoxLayout()
-        trash_row.setContentsMargins(0, 0, 0, 0)
-        trash_row.addWidget(self.restore_button)
-        trash_row.addWidget(self.purge_button)
-        self._trash_row = QWidget(self)
-        self._trash_row.setLayout(trash_row)
+        self._trash_row = TrashButtons(self)
+        self.restore_button = self._trash_row.restore
+        self.purge_button = self._trash_row.purge
         self._trash_row.hide()
         self.trash_button = icon_button(
             "trash", "Trash: restore deleted conversations or delete them for good", self,
@@ -142,7 +138,11 @@ class Sidebar(QWidget):
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self.refresh)
-        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        self._navigate_timer = QTimer(self)
+        self._navigate_timer.setSingleShot(True)
+        self._navigate_timer.setInterval(NAVIGATE_DELAY_MS)
+        self._navigate_timer.timeout.connect(self._open_current)
+        self.search.textChanged.connect(self._search_changed)
         self.new_button.clicked.connect(self.new_requested)
         self.models_button.clicked.connect(self.models_requested)
         self.trash_button.toggled.connect(lambda _on: self.refresh())
@@ -150,6 +150,8 @@ class Sidebar(QWidget):
         self.list.itemClicked.connect(self._activated)
         self.list.itemChanged.connect(self._changed)
         self.list.customContextMenuRequested.connect(self._menu)
+        self.list.navigated.connect(self._navigated)
+        self.list.itemSelectionChanged.connect(self._update_trash_buttons)
         self.restore_button.clicked.connect(lambda: self._on_selected(self.restore_requested))
         self.purge_button.clicked.connect(lambda: self._on_selected(self.purge_requested))
         delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
@@ -179,16 +181,7 @@ class Sidebar(QWidget):
                 for conv in trashed:
                     self._add(conv.id, conv.display_title, editable=False)
             elif mode == "search":
-                hits = self.store.search(self.search.text(), limit=100, prefix=True,
-                                         marks=("«", "»"))
-                self.title.setText(f"{len(hits)} matching message{'s' if len(hits) != 1 else ''}")
-                self.title.setVisible(True)
-                for hit in hits:
-                    item = self._add(hit.conversation_id, hit.conversation_title
-                                     or "New conversation", editable=False,
-                                     preview=snippet_text(hit.snippet))
-                    item.setData(MESSAGE_ROLE, hit.message_id)
-                    item.setToolTip(plain_tip(hit.snippet))
+                self._fill_search()
             else:
                 self._fill_list()
         except UserError as err:  # a damaged or unreadable database: say so where the list is
@@ -197,6 +190,22 @@ class Sidebar(QWidget):
         finally:
             self._filling = False
         self.list.verticalScrollBar().setValue(scroll)
+        self._update_trash_buttons()
+
+    def _fill_search(self) -> None:
+        hits = self.store.search(self.search.text(), limit=100, prefix=True,
+                                 marks=(MATCH_START, MATCH_END))
+        self.title.setText(f"{len(hits)} matching message{'s' if len(hits) != 1 else ''}")
+        self.title.setVisible(True)
+        for hit in hits:
+            spans = snippet_spans(hit.snippet)  # the delegate draws the matches bold
+            plain = "".join(text for text, _match in spans)
+            title = hit.conversation_title or "New conversation"
+            item = self._add(hit.conversation_id, title, editable=False, preview=plain)
+            item.setData(MESSAGE_ROLE, hit.message_id)
+            item.setData(MATCHES_ROLE, spans)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{title}: {plain}")
+            item.setToolTip(plain_tip(f"{title}\n{plain}"))
 
     def _fill_list(self) -> None:
         conversations = self.store.list_conversations()
@@ -277,6 +286,7 @@ class Sidebar(QWidget):
     def set_current(self, conv_id: int | None) -> None:
         """Select ``conv_id`` in the list (None: a new chat, nothing selected)."""
         self.current_id = conv_id
+        self._navigate_timer.stop()
         if self.mode != "list":
             return
         self._filling = True
@@ -284,7 +294,7 @@ class Sidebar(QWidget):
             for item in self.conversation_items():
                 if item.data(ID_ROLE) == conv_id:
                     self.list.setCurrentItem(item)
-                    self.list.scrollToItem(item)
+                    self.list.reveal(item)  # scrolls only when it is out of view
                     return
             self.list.clearSelection()
             self.list.setCurrentRow(-1)
@@ -302,10 +312,47 @@ class Sidebar(QWidget):
         if conv_id is not None:
             signal.emit(conv_id)
 
+    def show_list(self) -> None:
+        """Back to the conversation list (out of the Trash, search cleared)."""
+        self.search.clear()
+        self.trash_button.setChecked(False)
+
+    def _search_changed(self, text: str) -> None:
+        if text.strip():
+            self._search_timer.start()
+        else:  # cleared (Esc, its clear button): the list again at once
+            self._search_timer.stop()
+            self.refresh()
+
+    def _update_trash_buttons(self) -> None:
+        self._trash_row.set_active(self.mode == "trash" and self.selected_id() is not None)
+
+    def _navigated(self) -> None:
+        """An arrow key moved the highlight: the chat there opens once the keys rest
+        (NAVIGATE_DELAY_MS), so the highlighted row is the open chat."""
+        current = self.list.currentItem()
+        if self.mode != "list" or current is None or current.data(HEADER_ROLE):
+            self._navigate_timer.stop()
+        elif current.data(ID_ROLE) != self.current_id:
+            self._navigate_timer.start()
+
+    def _open_current(self) -> None:
+        item = self.list.currentItem()
+        if self.mode != "list" or item is None or item.data(HEADER_ROLE):
+            return
+        conv_id = int(item.data(ID_ROLE))
+        if conv_id == self.current_id:
+            return
+        keyboard = self.list.hasFocus()
+        self.open_requested.emit(conv_id, 0)
+        if keyboard:  # opening a chat focuses its composer; the arrow keys stay here
+            self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _delete_key(self) -> None:
         self._on_selected(self.purge_requested if self.mode == "trash" else self.delete_requested)
 
     def _activated(self, item: QListWidgetItem) -> None:
+        self._navigate_timer.stop()  # a click or Enter opens it now
         if self.mode == "trash" or item.data(HEADER_ROLE):
             return
         message_id = item.data(MESSAGE_ROLE) or 0

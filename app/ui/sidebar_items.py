@@ -1,5 +1,4 @@
-"""The sidebar's rows: item roles, date groups, previews without Markdown, and the delegate that
-draws a heading or a conversation's title over its preview."""
+"""The sidebar's rows: roles, date groups, plain previews, and the delegate that draws them."""
 
 from __future__ import annotations
 
@@ -7,8 +6,8 @@ import re
 import time
 from datetime import datetime, timedelta
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from app.ui import icons
@@ -19,12 +18,29 @@ MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADER_ROLE = Qt.ItemDataRole.UserRole + 3  # a date group's heading, not a conversation
 PINNED_ROLE = Qt.ItemDataRole.UserRole + 4
+MATCHES_ROLE = Qt.ItemDataRole.UserRole + 5  # a search hit's snippet: [(text, is_match)]
 PREVIEW_CHARS = 120  # a preview's length, as the store gives it
+# The store wraps matched words in these (private-use characters: never drawn, never typed).
+MATCH_START, MATCH_END = "\ue000", "\ue001"
+_MARKED = re.compile(f"{MATCH_START}(.*?){MATCH_END}", re.DOTALL)
 
 
-def snippet_text(snippet: str) -> str:
-    """A store snippet ('[word]' marks matches) as plain text with the marks kept visible."""
-    return " ".join(snippet.split())
+def snippet_spans(snippet: str) -> list[tuple[str, bool]]:
+    """A store snippet (matches between MATCH_START and MATCH_END) as plain text spans, each
+    flagged whether it is a match; whitespace runs become one space."""
+    spans: list[tuple[str, bool]] = []
+    text = " ".join(snippet.split())
+    at = 0
+    for found in _MARKED.finditer(text):
+        if found.start() > at:
+            spans.append((text[at:found.start()], False))
+        if found.group(1):
+            spans.append((found.group(1), True))
+        at = found.end()
+    rest = text[at:].replace(MATCH_START, "").replace(MATCH_END, "")
+    if rest or not spans:
+        spans.append((rest, False))
+    return spans
 
 
 MARKUP = re.compile(r"```\w*|[`*_#>|~]|\[[ xX]\]|(?:(?<=\s)|^)[-+](?=\s)")
@@ -52,8 +68,31 @@ def date_group(when: float, now: float | None = None) -> str:
     return str(day.year)
 
 
+def draw_spans(painter: QPainter, line: QRect, font: QFont,
+               spans: list[tuple[str, bool]]) -> None:
+    """Draw ``spans`` left to right in ``line``, the matches in bold of ``font``; what does
+    not fit ends in an ellipsis."""
+    bold = QFont(font)
+    bold.setWeight(QFont.Weight.Bold)
+    x, right = line.left(), line.left() + line.width()
+    align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    for text, match in spans:
+        face = bold if match else font
+        fm = QFontMetrics(face)
+        painter.setFont(face)
+        width = fm.horizontalAdvance(text)
+        if x + width > right:
+            painter.drawText(QRect(x, line.top(), right - x, line.height()), align,
+                             fm.elidedText(text, Qt.TextElideMode.ElideRight, right - x))
+            return
+        painter.drawText(QRect(x, line.top(), width, line.height()), align, text)
+        x += width
+
+
 class ConversationDelegate(QStyledItemDelegate):
-    """Draws a heading as small muted text, a conversation as its title over a muted preview."""
+    """Draws a heading as small muted text, a conversation as its title over a muted preview
+    (a search hit's matched words bold), and a focus frame on the current row while the list
+    has the keyboard focus."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
                  ) -> QSize:
@@ -90,6 +129,12 @@ class ConversationDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(c.hover))
             painter.drawRoundedRect(box, 8, 8)
+        if state & QStyle.StateFlag.State_HasFocus:  # where the arrow keys are: keyboard users
+            pen = QPen(QColor(c.accent))
+            pen.setWidthF(1.5)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(QRectF(box).adjusted(0.75, 0.75, -0.75, -0.75), 8, 8)
         fm = QFontMetrics(font)
         left = box.left() + 10
         right = box.right() - 8
@@ -107,14 +152,11 @@ class ConversationDelegate(QStyledItemDelegate):
         if preview:
             small = QFont(font)
             small.setPointSize(max(6, font.pointSize() - 1))
-            sfm = QFontMetrics(small)
-            painter.setFont(small)
             painter.setPen(QColor(c.muted))
-            text = sfm.elidedText(str(preview), Qt.TextElideMode.ElideRight,
-                                  max(10, box.right() - 8 - left))
-            painter.drawText(QRect(left, box.top() + 6 + fm.height(), box.right() - left,
-                                   fm.height()),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+            line = QRect(left, box.top() + 6 + fm.height(), max(10, box.right() - 8 - left),
+                         fm.height())
+            spans = index.data(MATCHES_ROLE) or [(str(preview), False)]
+            draw_spans(painter, line, small, spans)
         painter.restore()
 
     def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem,

@@ -1,4 +1,4 @@
-"""The sidebar: date groups with previews, order by the latest reply, selection, no sideways scroll."""
+"""The sidebar: date groups, previews, order, a selection that follows the open chat, search."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QContextMenuEvent
+from PySide6.QtWidgets import QApplication, QMenu
 
-from app.ui.sidebar_items import HEADER_ROLE, PREVIEW_ROLE, date_group, plain_preview
+from app.ui.sidebar import NAVIGATE_DELAY_MS
+from app.ui.sidebar_items import (
+    HEADER_ROLE,
+    ID_ROLE,
+    MATCHES_ROLE,
+    PREVIEW_ROLE,
+    date_group,
+    plain_preview,
+)
+from tests.ui.conftest import OFFSCREEN_NOISE
 from tests.ui.fakes import FakeEngine
 from tests.ui.test_window import send
 
@@ -110,3 +122,131 @@ def test_a_reply_to_the_top_chat_updates_its_preview_in_place(qtbot: Any, make_w
     assert [i.text() for i in items] == ["Older chat", "Top chat"]
     assert items[0].data(PREVIEW_ROLE) == "A second answer."
     assert window.sidebar.list.item(0).text() == "Today"
+
+
+def seeded(n: int, *, pinned: int = 0) -> list[int]:
+    """``n`` chats in the store before the window starts (newest last); the first ``pinned`` pinned."""
+    from app import paths
+    from app.store import Store
+
+    ids = []
+    with Store.open(paths.database_path()) as store:
+        for i in range(n):
+            conv = store.create_conversation(title=f"Chat {i}")
+            store.add_user_message(conv.id, f"question {i}")
+            if i < pinned:
+                store.set_pinned(conv.id, True)
+            ids.append(conv.id)
+    return ids
+
+
+def last_open(conv_id: int) -> None:
+    from app.ui.main_window import window_settings
+
+    qs = window_settings()
+    qs.setValue("last_conversation", conv_id)
+    qs.sync()
+
+
+def viewport_rect_of(window: Any, conv_id: int) -> Any:
+    sidebar = window.sidebar
+    item = next(i for i in sidebar.conversation_items() if i.data(ID_ROLE) == conv_id)
+    return sidebar.list.visualItemRect(item)
+
+
+def test_at_start_a_visible_chat_is_selected_without_scrolling(qtbot: Any,
+                                                               make_window: Any) -> None:
+    ids = seeded(30, pinned=1)
+    last_open(ids[-3])  # the third under "Today": on the first screen
+    window = make_window(FakeEngine())
+    qtbot.waitUntil(lambda: window.sidebar.list.viewport().height() > 200, timeout=3000)
+    QApplication.processEvents()
+    assert window.sidebar.selected_id() == ids[-3]
+    assert window.sidebar.list.verticalScrollBar().value() == 0  # Pinned and Today show
+
+
+def test_at_start_a_chat_further_down_is_scrolled_into_view(qtbot: Any,
+                                                            make_window: Any) -> None:
+    ids = seeded(40)
+    last_open(ids[20])  # further down the list, above its last screen
+    window = make_window(FakeEngine())
+    qtbot.waitUntil(lambda: window.sidebar.list.viewport().height() > 200, timeout=3000)
+    QApplication.processEvents()
+    viewport = window.sidebar.list.viewport().rect()
+    rect = viewport_rect_of(window, ids[20])
+    assert viewport.contains(rect)
+    assert rect.top() > viewport.height() // 2  # revealed, not pulled up to the top
+
+
+def test_arrow_keys_open_the_chat_they_move_to(qtbot: Any, make_window: Any) -> None:
+    ids = seeded(4)
+    last_open(ids[-1])  # the top one
+    window = make_window(FakeEngine())
+    sidebar = window.sidebar
+    opened: list[int] = []
+    sidebar.open_requested.connect(lambda conv_id, _m: opened.append(conv_id))
+    sidebar.list.setFocus()
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Down)
+    assert window.conv_id == ids[-1]  # not at once: a held key does not load every chat
+    qtbot.waitUntil(lambda: window.conv_id == ids[-2], timeout=3000)
+    assert sidebar.selected_id() == ids[-2]
+    assert window.focusWidget() is sidebar.list  # the keyboard stays in the list
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Down)
+    qtbot.keyClick(sidebar.list, Qt.Key.Key_Down)  # two steps in a row: one chat loaded
+    qtbot.waitUntil(lambda: window.conv_id == ids[0], timeout=3000)
+    qtbot.wait(NAVIGATE_DELAY_MS * 2)
+    assert opened == [ids[-2], ids[0]]
+    assert sidebar.selected_id() == ids[0] == window.conv_id
+    window.new_chat()
+    sidebar.list.setFocus(Qt.FocusReason.TabFocusReason)  # Qt makes a row current on focus-in
+    qtbot.wait(NAVIGATE_DELAY_MS * 2)
+    assert window.conv_id is None  # only the keys open what they move to
+
+
+@pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, "does not support grabbing the keyboard")  # a menu
+def test_a_right_click_leaves_the_open_chat_selected(qtbot: Any, make_window: Any) -> None:
+    ids = seeded(3)
+    last_open(ids[-1])
+    window = make_window(FakeEngine())
+    sidebar = window.sidebar
+    other = viewport_rect_of(window, ids[0]).center()
+    viewport = sidebar.list.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=other)
+    QApplication.sendEvent(viewport, QContextMenuEvent(QContextMenuEvent.Reason.Mouse, other,
+                                                       viewport.mapToGlobal(other)))
+    menu = QApplication.activePopupWidget()
+    assert isinstance(menu, QMenu)
+    assert sidebar.selected_id() == ids[-1] and window.conv_id == ids[-1]
+    pin = next(a for a in menu.actions() if a.text() == "Pin")
+    pin.trigger()  # the menu acts on the row clicked
+    menu.close()
+    assert window.store.get_conversation(ids[0]).pinned
+    assert sidebar.selected_id() == ids[-1] and window.conv_id == ids[-1]
+
+
+def test_esc_in_the_search_field_clears_it(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine(["Bananas are yellow."]))
+    send(qtbot, window, "Tell me about fruit")
+    search = window.sidebar.search
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(search, "banan")
+    qtbot.waitUntil(lambda: window.sidebar.title.text() == "1 matching message", timeout=3000)
+    qtbot.keyClick(search, Qt.Key.Key_Escape)
+    assert search.text() == "" and window.sidebar.mode == "list"
+    assert window.sidebar.title.isHidden()  # the list again, at once
+    assert [i.text() for i in window.sidebar.conversation_items()] == ["Tell me about fruit"]
+    assert window.sidebar.selected_id() == window.conv_id
+
+
+def test_search_matches_are_marked_for_the_delegate_not_in_the_text(qtbot: Any,
+                                                                    make_window: Any) -> None:
+    window = make_window(FakeEngine(["A hash table maps keys."]))
+    send(qtbot, window, "Explain tables")
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(window.sidebar.search, "hash")
+    qtbot.waitUntil(lambda: window.sidebar.title.text() == "1 matching message", timeout=3000)
+    item = window.sidebar.list.item(0)
+    assert item.data(PREVIEW_ROLE) == "A hash table maps keys."
+    assert [text for text, hit in item.data(MATCHES_ROLE) if hit] == ["hash"]
+    for text in (item.toolTip(), item.data(Qt.ItemDataRole.AccessibleTextRole)):
+        assert "A hash table maps keys." in text and "«" not in text
