@@ -72,8 +72,11 @@ class ConversationActions:
 
     def delete_conversation(self, conv_id: int) -> None:
         """To the Trash, with an Undo bar that lasts while the conversation is there (until
-        it is restored, deleted for good, or the bar is dismissed: no time limit)."""
+        it is restored, deleted for good, or the bar is dismissed: no time limit). Only the
+        latest deletion has one: the earlier ones are in the Trash, bars do not pile up."""
         conv = self.store.trash(conv_id)
+        for older in [b.key for b in self.banners.banners if b.key.startswith("undo-")]:
+            self.banners.clear(older)
         was_open = conv_id == self.conv_id
         if was_open:
             self.show_conversation(None)

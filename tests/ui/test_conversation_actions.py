@@ -120,3 +120,18 @@ def test_undo_reopens_the_chat_that_was_open(qtbot: Any, make_window: Any) -> No
     qtbot.mouseClick(undo_button(window, b), Qt.MouseButton.LeftButton)
     assert window.conv_id == b and window.sidebar.selected_id() == b
     assert titles(window) == ["Chat C", "Chat B", "Chat A"]
+
+
+def test_only_the_latest_deletion_has_an_undo_bar(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine(["ok"]))
+    ids = []
+    for title in ("One", "Two", "Three"):
+        window.new_chat()
+        send(qtbot, window, title)
+        ids.append(window.conv_id)
+    for conv_id in ids[:2]:
+        window.delete_conversation(conv_id)
+    undo_bars = [b.key for b in window.banners.banners if b.key.startswith("undo-")]
+    assert undo_bars == [f"undo-{ids[1]}"]  # the first deleted is in the Trash, no bar left
+    undo_button(window, ids[1]).click()
+    assert "Two" in titles(window) and "One" not in titles(window)
