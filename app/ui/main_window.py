@@ -266,10 +266,20 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         font = app.font() if isinstance(app, QApplication) else self.font()
         for widget in (self, self.chat, self.sidebar, self.composer.edit):
             widget.setFont(font)
+        chars = self.sidebar.fontMetrics().averageCharWidth()
+        self._scale_sidebar(getattr(self, "_sidebar_chars", 0), chars)
+        self._sidebar_chars = chars  # the font the sidebar's width was last set for
         self.chat.dark = is_dark()
         self.chat.fit_column()
         self.composer.setMaximumWidth(self.chat.column.maximumWidth())
         self.sidebar.list.doItemsLayout()
+
+    def _scale_sidebar(self, before: int, after: int) -> None:
+        """A larger font widens the sidebar in step (titles stay as long as they were)."""
+        sizes = self.splitter.sizes()
+        if before > 0 and after != before and len(sizes) == 2 and sizes[0] > 0:
+            width = min(sum(sizes) // 2, round(sizes[0] * after / before))
+            self.splitter.setSizes([width, sum(sizes) - width])
 
     def add_status_item(self, widget: QWidget) -> None:
         """A permanent item on the status line, left of the context meter (e.g. a local API

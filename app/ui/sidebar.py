@@ -391,4 +391,4 @@ class Sidebar(QWidget):
         menu.popup(self.list.viewport().mapToGlobal(pos))
 
     def sizeHint(self) -> QSize:
-        return QSize(264, 600)
+        return QSize(max(220, 37 * self.fontMetrics().averageCharWidth()), 600)  # ~37 characters

@@ -250,3 +250,19 @@ def test_search_matches_are_marked_for_the_delegate_not_in_the_text(qtbot: Any,
     assert [text for text, hit in item.data(MATCHES_ROLE) if hit] == ["hash"]
     for text in (item.toolTip(), item.data(Qt.ItemDataRole.AccessibleTextRole)):
         assert "A hash table maps keys." in text and "«" not in text
+
+
+def test_a_larger_font_widens_the_sidebar_in_step(qtbot: Any, make_window: Any) -> None:
+    window = make_window(FakeEngine())
+    window.resize(1300, 800)
+    qtbot.waitUntil(lambda: window.splitter.sizes()[0] > 0, timeout=2000)
+    narrow = window.splitter.sizes()[0]
+    chars = window.sidebar.fontMetrics().averageCharWidth()
+    window.settings.font_size = 16
+    window.apply_font()
+    wide = window.splitter.sizes()[0]
+    ratio = window.sidebar.fontMetrics().averageCharWidth() / chars
+    assert ratio > 1.2 and abs(wide - narrow * ratio) <= 2
+    window.settings.font_size = 11  # back to the default size: back to the width it had
+    window.apply_font()
+    assert abs(window.splitter.sizes()[0] - narrow) <= 3
