@@ -90,6 +90,7 @@ class ChatActions:
         if message_id:
             self.chat.scroll_to_message(message_id)
         self.request_count()
+        self.set_generating(self.generating)  # Stop names the chat a reply goes to, if another
         self.composer.focus()  # typing goes on where the user is
 
     def open_conversation(self, conv_id: int, message_id: int = 0) -> None:
@@ -148,7 +149,13 @@ class ChatActions:
 
     def set_generating(self, on: bool) -> None:
         self.generating = on
-        self.composer.set_generating(on)
+        elsewhere = self.reply_conv if on and self.reply_conv != self.conv_id else None
+        title = ""
+        if elsewhere:
+            with contextlib.suppress(UserError):
+                title = self.store.get_conversation(elsewhere).display_title
+        self.composer.set_generating(on, title)
+        self.sidebar.set_writing(self.reply_conv if on else None)
         self.picker.setEnabled(not on)
 
     def stop(self) -> None:
@@ -194,6 +201,7 @@ class ChatActions:
             self.branch.append(msg)
             self.chat.append_message(msg)
         self.sidebar.touched(msg.conversation_id, msg.content)  # to the top at once
+        self.sidebar.set_writing(msg.conversation_id)  # its reply is being written now
         self.sidebar.set_current(self.conv_id)
 
     def on_reply_started(self, msg: StoredMessage) -> None:

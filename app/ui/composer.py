@@ -98,8 +98,11 @@ class Composer(QWidget):
     def generating(self) -> bool:
         return self._generating
 
-    def set_generating(self, on: bool) -> None:
+    def set_generating(self, on: bool, elsewhere: str = "") -> None:
+        """Send becomes Stop while a reply is written (``elsewhere``: the title of another
+        chat it goes to, which the Stop button's tooltip names)."""
         self._generating = on
+        self._elsewhere = elsewhere
         self._update()
 
     def set_model_ready(self, ready: bool) -> None:
@@ -137,7 +140,9 @@ class Composer(QWidget):
             self.button.setIcon(icons.icon("stop", c.window, c.window, c.muted))
             self.button.setText("Stop")  # icon only; the text names it for tests and a11y tools
             self.button.setAccessibleName("Stop generating")
-            self.button.setToolTip("Stop the reply (Esc)")
+            where = getattr(self, "_elsewhere", "")
+            self.button.setToolTip(f"Stop the reply being written in “{where}” (Esc)" if where
+                                   else "Stop the reply (Esc)")
             self.button.setEnabled(True)
         else:
             self.button.setIcon(icons.icon("send", c.window, c.window, c.muted))

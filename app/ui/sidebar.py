@@ -42,6 +42,7 @@ from app.ui.sidebar_items import (
     PINNED_ROLE,
     PREVIEW_CHARS,
     PREVIEW_ROLE,
+    WRITING_ROLE,
     ConversationDelegate,
     date_group,
     plain_preview,
@@ -236,10 +237,23 @@ class Sidebar(QWidget):
         item.setFlags(Qt.ItemFlag.NoItemFlags)
         self.list.addItem(item)
 
+    def set_writing(self, conv_id: int | None) -> None:
+        """Mark the chat a reply is being written into ("writing…"; None: no reply now)."""
+        self.writing_id = conv_id
+        for item in self.conversation_items():
+            on = item.data(ID_ROLE) == conv_id
+            if bool(item.data(WRITING_ROLE)) != on:
+                self._filling = True  # setData would otherwise read as a rename
+                try:
+                    item.setData(WRITING_ROLE, on)
+                finally:
+                    self._filling = False
+
     def _add(self, conv_id: int, text: str, *, editable: bool, preview: str = ""
              ) -> QListWidgetItem:
         item = QListWidgetItem(text)
         item.setData(ID_ROLE, conv_id)
+        item.setData(WRITING_ROLE, conv_id == getattr(self, "writing_id", None))
         item.setData(PREVIEW_ROLE, preview)
         item.setToolTip(text if not preview else f"{text}\n{preview}")
         if editable:

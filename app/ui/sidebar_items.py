@@ -18,6 +18,7 @@ MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADER_ROLE = Qt.ItemDataRole.UserRole + 3  # a date group's heading, not a conversation
 PINNED_ROLE = Qt.ItemDataRole.UserRole + 4
+WRITING_ROLE = Qt.ItemDataRole.UserRole + 6  # a reply is being written into this chat now
 MATCHES_ROLE = Qt.ItemDataRole.UserRole + 5  # a search hit's snippet: [(text, is_match)]
 PREVIEW_CHARS = 120  # a preview's length, as the store gives it
 # The store wraps matched words in these (private-use characters: never drawn, never typed).
@@ -142,6 +143,17 @@ class ConversationDelegate(QStyledItemDelegate):
             px = icons.pixmap("pin", c.warning, 12)
             painter.drawPixmap(right - 12, box.top() + 6 + (fm.height() - 12) // 2, px)
             right -= 18
+        if index.data(WRITING_ROLE):  # where the model's reply is going, seen from any chat
+            small = QFont(font)
+            small.setPointSize(max(6, font.pointSize() - 2))
+            small.setItalic(True)
+            word = "writing…"
+            width = QFontMetrics(small).horizontalAdvance(word)
+            painter.setFont(small)
+            painter.setPen(QColor(c.accent))
+            painter.drawText(QRect(right - width, box.top() + 6, width, fm.height()),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, word)
+            right -= width + 6
         title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)),
                               Qt.TextElideMode.ElideRight, max(10, right - left))
         painter.setFont(font)

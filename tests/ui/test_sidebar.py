@@ -266,3 +266,34 @@ def test_a_larger_font_widens_the_sidebar_in_step(qtbot: Any, make_window: Any) 
     window.settings.font_size = 11  # back to the default size: back to the width it had
     window.apply_font()
     assert abs(window.splitter.sizes()[0] - narrow) <= 3
+
+
+def test_the_chat_a_reply_goes_to_says_writing_and_stop_names_it(qtbot: Any,
+                                                                  make_window: Any) -> None:
+    from app.ui.sidebar_items import WRITING_ROLE
+
+    engine = FakeEngine(["ok"])
+    window = make_window(engine)
+    send(qtbot, window, "Elsewhere chat")
+    busy = window.conv_id
+    window.new_chat()
+    send(qtbot, window, "Other chat")
+    other = window.conv_id
+    window.open_conversation(busy)
+    engine.script, engine.delay = [f"w{i} " for i in range(200)], 0.01
+    window.composer.set_text("Go on")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "w3" in window.chat.live_text(), timeout=5000)
+
+    def writing() -> dict[str, bool]:
+        return {i.text(): bool(i.data(WRITING_ROLE)) for i in window.sidebar.conversation_items()}
+
+    assert writing() == {"Elsewhere chat": True, "Other chat": False}
+    assert window.composer.button.toolTip() == "Stop the reply (Esc)"
+    window.open_conversation(other)  # the reply goes on in the first chat
+    assert writing() == {"Elsewhere chat": True, "Other chat": False}
+    assert "“Elsewhere chat”" in window.composer.button.toolTip()
+    window.stop()
+    qtbot.waitUntil(lambda: not window.generating, timeout=5000)
+    assert not any(writing().values())
+    assert window.composer.button.text() == "Send"
