@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QFileSystemWatcher, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -42,7 +42,6 @@ _startup_frozen = False  # gc.freeze() done (once per process, by the first wind
 CLOSE_WAIT_MS = 10_000  # on close, wait this long for the model thread before closing later
 COLLAPSE_BELOW = 900  # the sidebar folds away below this window width
 MINIMUM_SIZE = QSize(560, 420)
-REGISTRY_SETTLE_MS = 200  # the registry file is replaced atomically: re-read once it settles
 
 
 def default_engine_factory() -> Any:
@@ -325,40 +324,16 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
 
     # -- the model registry: models imported elsewhere (the CLI) appear at once -----------------
     def _watch_registry(self) -> None:
-        from app.hub.installed import registry_path
+        from app.ui.registry_watch import RegistryWatch
 
-        registry = registry_path()
-        registry.parent.mkdir(parents=True, exist_ok=True)
-        self._registry = registry
-        self._watcher = QFileSystemWatcher(self)
-        self._watcher.addPath(str(registry.parent))
-        if registry.exists():
-            self._watcher.addPath(str(registry))
-        self._registry_timer = QTimer(self)
-        self._registry_timer.setSingleShot(True)
-        self._registry_timer.setInterval(REGISTRY_SETTLE_MS)
-        self._registry_timer.timeout.connect(self._registry_changed)
-        self._watcher.directoryChanged.connect(lambda _p: self._registry_timer.start())
-        self._watcher.fileChanged.connect(lambda _p: self._registry_timer.start())
-        self._registry_stamp = self._stamp()
-
-    def _stamp(self) -> tuple[int, int]:
-        try:
-            stat = self._registry.stat()
-        except OSError:
-            return (0, 0)
-        return (stat.st_mtime_ns, stat.st_size)
+        self.registry_watch = RegistryWatch(self)
+        self.registry_watch.changed.connect(self._registry_changed)
 
     def _registry_changed(self) -> None:
-        if self._registry.exists() and str(self._registry) not in self._watcher.files():
-            self._watcher.addPath(str(self._registry))  # replaced by a rename: watch the new one
-        stamp = self._stamp()
-        if stamp != self._registry_stamp:
-            self._registry_stamp = stamp
-            self.picker.refresh(self.settings.context_size)
-            manager = getattr(self, "_manager", None)
-            if manager is not None:
-                manager.refresh_installed()
+        self.picker.refresh(self.settings.context_size)
+        manager = getattr(self, "_manager", None)
+        if manager is not None:
+            manager.refresh_installed()
 
     # -- window state --------------------------------------------------------------------------
     def _restore_state(self) -> None:
