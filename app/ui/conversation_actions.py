@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.store.repair import RepairReport
     from app.ui.api_server import ApiServerController
     from app.ui.banners import BannerArea
+    from app.ui.composer import Composer
     from app.ui.model_picker import ModelPicker
     from app.ui.sidebar import Sidebar
     from app.ui.worker import EngineHost
@@ -38,6 +39,7 @@ class ConversationActions:
     pending_sampling: dict[str, Any] | None
     api: ApiServerController
     host: EngineHost
+    composer: Composer
 
     if TYPE_CHECKING:  # defined by MainWindow, ChatActions and ModelActions
         def show_conversation(self, conv_id: int | None, message_id: int = 0) -> None: ...
@@ -103,6 +105,7 @@ class ConversationActions:
         if reopen and self.conv_id is None:
             self.open_conversation(conv_id, 0)
         self.sidebar.refresh()
+        self.composer.focus()  # the Undo button is gone with its bar
 
     def restore_conversation(self, conv_id: int) -> None:
         """Restore from the Trash: back to the list, the conversation selected and open."""
@@ -199,7 +202,9 @@ class ConversationActions:
         dialog = SettingsDialog(system, shown, self.settings, self,  # type: ignore[arg-type]
                                 model_path=self.picker.current_path() or None,
                                 conversation=conv.display_title if conv else None)
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+        accepted = dialog.exec() == SettingsDialog.DialogCode.Accepted
+        dialog.deleteLater()  # read below, then gone (a dialog per opening, not kept hidden)
+        if not accepted:
             return
         sampling = dialog.sampling().to_dict()
         if conv is not None:

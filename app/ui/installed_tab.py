@@ -56,12 +56,13 @@ class InstalledTab(QWidget):
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(True)
         fit_columns(self.table.horizontalHeader(), 5)
-        use = QPushButton("Use", self)
+        use = self.use_button = QPushButton("Use", self)
         use.setProperty("primary", True)
         use.clicked.connect(self.use_selected)
-        remove = QPushButton("Remove", self)
+        remove = self.remove_button = QPushButton("Remove", self)
         remove.setProperty("danger", True)
         remove.clicked.connect(self.remove_selected)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(use)
@@ -69,6 +70,13 @@ class InstalledTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Use and Remove act on the selected model: without one they are off."""
+        chosen = self.selected() if self.table.selectedItems() else None
+        self.use_button.setEnabled(chosen is not None)
+        self.remove_button.setEnabled(chosen is not None)  # the starter says why it stays
 
     def refresh(self) -> None:
         from app.ui.model_picker import installed_models
@@ -84,6 +92,7 @@ class InstalledTab(QWidget):
                 item.setToolTip(plain_tip(str(model.path)))
                 self.table.setItem(row, col, item)
         self._mark_in_use()
+        self._update_buttons()
 
     def set_in_use(self, path: str | None) -> None:
         """Mark the model at ``path`` (None: no model loaded) as the one in use."""

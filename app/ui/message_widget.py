@@ -7,7 +7,7 @@ import html as html_lib
 from typing import Any
 
 from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QKeyEvent, QPixmap
+from PySide6.QtGui import QKeyEvent, QPixmap, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -60,6 +60,9 @@ class EditBox(QPlainTextEdit):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # lines always wrap (a long word too): never a sideways scroll bar in a bubble's width
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.document().documentLayout().documentSizeChanged.connect(self.fit)
 
     def resizeEvent(self, event: Any) -> None:
@@ -67,8 +70,23 @@ class EditBox(QPlainTextEdit):
         self.fit()  # a new width wraps the text anew
 
     def fit(self, *_args: Any) -> None:
+        if getattr(self, "_rewrapping", False):
+            return
         doc = self.document()
         lines = max(2, min(EDIT_LINES, int(doc.size().height())))
+        # past EDIT_LINES it scrolls: the bar stays, so the width the lines wrap to stays too
+        wanted = Qt.ScrollBarPolicy.ScrollBarAlwaysOn if doc.size().height() > EDIT_LINES \
+            else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        if self.verticalScrollBarPolicy() != wanted:
+            self.setVerticalScrollBarPolicy(wanted)
+            # the viewport got narrower or wider, the widget did not, and Qt keeps the lines
+            # wrapped to the old width (their ends cut off): wrap them again
+            self._rewrapping = True
+            try:
+                self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+                self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+            finally:
+                self._rewrapping = False
         margins = self.contentsMargins()
         self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 2 * int(
             doc.documentMargin()) + 2 * self.frameWidth() + margins.top() + margins.bottom() + 2)
@@ -328,8 +346,8 @@ class MessageWidget(QWidget):
         self.editing = False
         self.editor_frame.deleteLater()
         self.bubble.show()
-        self._show_actions(self.keep_actions)
-        self.buttons["edit"].setFocus()
+        self._show_actions(True)  # the keyboard comes back to Edit, so it must be shown
+        self.buttons["edit"].setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _submit_edit(self) -> None:
         text = self.editor.toPlainText().strip()

@@ -143,6 +143,7 @@ class ModelActions:
     def on_load_note(self, text: str) -> None:
         """The usual model was skipped (it failed to load last time): say why, once."""
         self.banners.show_banner(text, "warning", "load-note")
+        self._note_shown_for_load = True  # it belongs to this load: the next one retires it
 
     def on_loaded(self, info: ModelInfo) -> None:
         if self._closing:  # the load ended while the window was closing
@@ -153,6 +154,9 @@ class ModelActions:
         self.composer.set_model_ready(True)
         for key in ("load", "nomodel"):
             self.banners.clear(key)  # the problem is gone: so is its message
+        if not getattr(self, "_note_shown_for_load", False):
+            self.banners.clear("load-note")  # a later load: "X was not loaded" is old news
+        self._note_shown_for_load = False
         self._invite(str(info.path))
         self.show_model_state()
         manager = getattr(self, "_manager", None)
@@ -171,6 +175,9 @@ class ModelActions:
     def on_load_failed(self, message: str, still_loaded: Any) -> None:
         banner = self.banners.show_banner(message, "error", "load")
         banner.add_action("Get models…", self.open_model_manager)
+        manager = getattr(self, "_manager", None)
+        if manager is not None and manager.isVisible():  # "Use" there: say it there too
+            manager.show_message(message, error=True)
         if still_loaded:
             self.model_info = still_loaded
             self.model_state = "ready"

@@ -85,6 +85,10 @@ class ModelPicker(QComboBox):
         self.setObjectName("modelPicker")
         self.setAccessibleName("Model")
         self.setToolTip("Model used for the next reply")
+        # A click opens the list without taking the keyboard: after a choice or Esc, typing
+        # goes on where it was (the composer), never into the picker (a letter would pick a
+        # model). Tab still reaches it.
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.setMinimumContentsLength(22)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setItemDelegate(PickerDelegate(self))

@@ -47,9 +47,13 @@ def snippet_spans(snippet: str) -> list[tuple[str, bool]]:
 MARKUP = re.compile(r"```\w*|[`*_#>|~]|\[[ xX]\]|(?:(?<=\s)|^)[-+](?=\s)")
 
 
+LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)?")
+
+
 def plain_preview(text: str) -> str:
-    """A message's first words without Markdown marks ("**Yes** - [x] `a`" → "Yes a")."""
-    return " ".join(MARKUP.sub(" ", text).split())
+    """A message's first words without Markdown marks ("**Yes** - [x] `a`" → "Yes a"; a
+    link shows its text, also when the preview's cut falls inside its address)."""
+    return " ".join(MARKUP.sub(" ", LINK.sub(r"\1", text)).split())
 
 
 def date_group(when: float, now: float | None = None) -> str:

@@ -304,3 +304,16 @@ def test_the_inline_editor_shows_every_wrapped_line_and_grows(qtbot: Any) -> Non
     qtbot.keyClicks(editor, "more")
     assert editor.height() > height  # grows as you type
     assert editor.verticalScrollBar().maximum() == 0  # no line hidden behind a scroll bar
+
+
+def test_the_inline_editor_never_scrolls_sideways(qtbot: Any) -> None:
+    view = make_view(qtbot, width=700)
+    view.show_messages([msg(1, "user", "x" * 400 + " and " + "word " * 3000)])  # long as a page
+    view.start_edit(1)
+    editor = view.widgets[1].editor
+    qtbot.waitUntil(lambda: editor.verticalScrollBar().isVisible(), timeout=2000)  # 12 lines
+    qtbot.wait(50)  # laid out at that width
+    assert not editor.horizontalScrollBar().isVisible()
+    layout = editor.document().firstBlock().layout()
+    widest = max(layout.lineAt(i).naturalTextWidth() for i in range(layout.lineCount()))
+    assert widest <= editor.viewport().width()  # every line, the long word's too, is shown whole

@@ -30,6 +30,8 @@ def test_previews_lose_their_markdown_marks() -> None:
         "Yes — test: if line.strip(): done"
     assert plain_preview("```python print(1)") == "print(1)"
     assert plain_preview("well-known 3-day plan") == "well-known 3-day plan"
+    assert plain_preview("See [the docs](https://example.com/a) ![x](y.png)") == "See the docs x"
+    assert plain_preview("See [the docs](https://example.co") == "See the docs"  # cut inside
 
 
 def test_date_groups() -> None:
