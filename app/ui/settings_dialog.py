@@ -187,8 +187,8 @@ class SettingsDialog(QDialog):
     def _chat_page(self, form: QFormLayout, system_prompt: str, sampling: Sampling,
                    conversation: str | None) -> None:
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        where = (f"For this conversation: “{conversation}”." if conversation is not None
-                 else "For the next new chat.")
+        where = (f"For this conversation: “{conversation}”" if conversation is not None
+                 else "For the next new chat")
         self.heading = ElidedLabel(where)  # a long title must not widen the dialog
         self.heading.setProperty("strong", True)
         form.addRow(self.heading)

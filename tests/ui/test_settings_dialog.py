@@ -100,7 +100,7 @@ def test_no_page_scrolls_sideways_at_the_default_size(qtbot: Any, qapp: Any,
         assert page.width() <= scroll.viewport().width(), title
         assert not scroll.horizontalScrollBar().isVisible(), title
     dialog.pages.setCurrentRow(0)
-    assert dialog.heading.toolTip() == plain_tip(f"For this conversation: “{LONG_TITLE}”.")
+    assert dialog.heading.toolTip() == plain_tip(f"For this conversation: “{LONG_TITLE}”")
     assert dialog.heading.width() <= dialog.stack.width()
     assert dialog.heading.text().endswith("…")  # elided to what fits, the full title in the tip
 
@@ -112,7 +112,7 @@ def test_a_short_title_is_shown_whole(qtbot: Any) -> None:
     qtbot.add_widget(dialog)
     _show_each_page(qtbot, dialog)
     dialog.pages.setCurrentRow(0)
-    assert dialog.heading.text() == "For this conversation: “hi”."
+    assert dialog.heading.text() == "For this conversation: “hi”"
 
 
 @pytest.mark.parametrize("point_size", [11, 15])  # the default font size, and large
