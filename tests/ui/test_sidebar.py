@@ -22,7 +22,7 @@ from app.ui.sidebar_items import (
 )
 from tests.ui.conftest import OFFSCREEN_NOISE
 from tests.ui.fakes import FakeEngine
-from tests.ui.test_window import send
+from tests.ui.test_window import send, two_chats
 
 
 def test_previews_lose_their_markdown_marks() -> None:
@@ -103,10 +103,7 @@ def test_a_reply_to_the_top_chat_updates_its_preview_in_place(qtbot: Any, make_w
                                                               monkeypatch: Any) -> None:
     engine = FakeEngine(["**First** answer."])
     window = make_window(engine)
-    send(qtbot, window, "Older chat")
-    older = window.conv_id
-    window.new_chat()
-    send(qtbot, window, "Top chat")
+    older, _top = two_chats(qtbot, window, "Older chat", "Top chat")
     reads: list[str] = []
     original = window.store.list_conversations
     monkeypatch.setattr(window.store, "list_conversations",
@@ -276,11 +273,7 @@ def test_the_chat_a_reply_goes_to_says_writing_and_stop_names_it(qtbot: Any,
 
     engine = FakeEngine(["ok"])
     window = make_window(engine)
-    send(qtbot, window, "Elsewhere chat")
-    busy = window.conv_id
-    window.new_chat()
-    send(qtbot, window, "Other chat")
-    other = window.conv_id
+    busy, other = two_chats(qtbot, window, "Elsewhere chat", "Other chat")
     window.open_conversation(busy)
     engine.script, engine.delay = [f"w{i} " for i in range(200)], 0.01
     window.composer.set_text("Go on")

@@ -24,6 +24,22 @@ def send(qtbot: Any, window: Any, text: str) -> ReplyDone:
     return blocker.args[0]
 
 
+def two_chats(qtbot: Any, window: Any, first: str, second: str) -> tuple[int, int]:
+    """Send ``first`` in a new chat, then ``second`` in another; their conversation ids."""
+    send(qtbot, window, first)
+    one = window.conv_id
+    window.new_chat()
+    send(qtbot, window, second)
+    return one, window.conv_id
+
+
+def load_another_model(qtbot: Any, window: Any, path: Any) -> None:
+    """Load a stand-in model file at ``path`` (the fake engine loads anything)."""
+    path.write_bytes(b"GGUF")
+    with qtbot.waitSignal(window.model_ready, timeout=10_000):
+        window.load_model(str(path))
+
+
 def doc_text(window: Any) -> str:
     return window.chat.toPlainText()
 

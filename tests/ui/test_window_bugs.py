@@ -12,7 +12,7 @@ from app.engine.types import GenerationResult
 from app.store import Store
 from tests.ui.conftest import wait_idle
 from tests.ui.fakes import FakeEngine
-from tests.ui.test_window import send
+from tests.ui.test_window import load_another_model, send
 
 
 def focused(window: Any) -> Any:
@@ -178,10 +178,7 @@ def test_the_starter_banner_goes_when_another_model_is_used(qtbot: Any, make_win
                                                             tmp_path: Path) -> None:
     window = make_window(FakeEngine())
     assert "invite" in {b.key for b in window.banners.banners}
-    other = tmp_path / "mistral.gguf"
-    other.write_bytes(b"GGUF")
-    with qtbot.waitSignal(window.model_ready, timeout=10_000):
-        window.load_model(str(other))
+    load_another_model(qtbot, window, tmp_path / "mistral.gguf")
     assert "invite" not in {b.key for b in window.banners.banners}
 
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 from app.ui.settings_dialog import SettingsDialog
 from tests.ui.fakes import FakeEngine
 from tests.ui.test_conversation_actions import undo_button
-from tests.ui.test_window import send
+from tests.ui.test_window import load_another_model, send, two_chats
 
 
 def test_the_picker_is_reached_by_tab_but_a_click_leaves_the_keyboard_alone(
@@ -26,11 +26,7 @@ def test_the_picker_is_reached_by_tab_but_a_click_leaves_the_keyboard_alone(
 
 def test_undo_gives_the_keyboard_back_to_the_composer(qtbot: Any, make_window: Any) -> None:
     window = make_window(FakeEngine(["ok"]))
-    send(qtbot, window, "Keep me")
-    kept = window.conv_id
-    window.new_chat()
-    send(qtbot, window, "Delete me")
-    gone = window.conv_id
+    kept, gone = two_chats(qtbot, window, "Keep me", "Delete me")
     window.open_conversation(kept)
     window.delete_conversation(gone)
     undo = undo_button(window, gone)
@@ -57,10 +53,7 @@ def test_a_was_not_loaded_note_goes_with_the_next_load(qtbot: Any, make_window: 
     window.on_load_note("broken.gguf was not loaded: it failed last time. Pick it again.")
     window.on_loaded(window.model_info)  # the load the note came with
     assert "load-note" in {b.key for b in window.banners.banners}
-    other = tmp_path / "fixed.gguf"
-    other.write_bytes(b"GGUF")
-    with qtbot.waitSignal(window.model_ready, timeout=10_000):
-        window.load_model(str(other))
+    load_another_model(qtbot, window, tmp_path / "fixed.gguf")
     assert "load-note" not in {b.key for b in window.banners.banners}
 
 
