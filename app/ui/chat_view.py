@@ -48,6 +48,7 @@ class ChatView(Streaming, QScrollArea):
     example_chosen = Signal(str)
     anchorClicked = Signal(QUrl)  # a link in any message
     link_failed = Signal(str)  # a web link no browser could open
+    link_hovered = Signal(str)  # the address of the link under the mouse ("" once it left)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

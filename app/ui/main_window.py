@@ -211,6 +211,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
             (composer.send_requested, self.send), (composer.stop_requested, self.stop),
             (chat.action, self.on_chat_action), (chat.edit_requested, self.edit_message),
             (chat.example_chosen, self.use_example), (chat.link_failed, self.on_link_failed),
+            (chat.link_hovered, self.on_link_hovered),
             # The host's signals: bound methods only (a lambda would run in the model thread,
             # having no receiver object).
             (w.backend_ready, self.on_backend), (w.load_started, self.on_load_started),
@@ -298,6 +299,15 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         self.sidebar.trash_button.setChecked(False)
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
+
+    def on_link_hovered(self, url: str) -> None:
+        """A web link under the mouse shows its address in the status line before any click."""
+        from app.ui.markdown import SAFE_LINK
+
+        if SAFE_LINK.match(url):
+            self.statusBar().showMessage(url)
+        else:
+            self.statusBar().clearMessage()
 
     def on_link_failed(self, url: str) -> None:
         self.banners.show_banner(

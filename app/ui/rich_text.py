@@ -69,7 +69,16 @@ class RichText(QTextBrowser):
         doc.setDefaultStyleSheet(document_css(colors()))
         doc.documentLayout().documentSizeChanged.connect(self._fit)
         self.anchorClicked.connect(self.link)
+        self.highlighted.connect(self._hovered)
         self._height = -1
+
+    def _hovered(self, url: QUrl) -> None:
+        """A link under the mouse: the chat says where it goes (an empty URL: it left)."""
+        parent = self.parentWidget()
+        while parent is not None and not hasattr(parent, "link_hovered"):
+            parent = parent.parentWidget()
+        if parent is not None:
+            parent.link_hovered.emit(url.toString())
 
     def loadResource(self, kind: int, name: QUrl | str) -> Any:
         return QByteArray()  # remote or local images and style sheets are never loaded

@@ -86,3 +86,26 @@ def test_each_settings_dialog_is_destroyed_after_use(qtbot: Any, make_window: An
         window.open_settings()
     qtbot.waitUntil(lambda: not [w for w in QApplication.topLevelWidgets()
                                  if isinstance(w, SettingsDialog)], timeout=3000)
+
+
+def test_a_hovered_link_shows_its_address_before_any_click(qtbot: Any, make_window: Any) -> None:
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent, QTextCursor
+
+    window = make_window(FakeEngine(["Read [the guide](https://example.com/guide) first."]))
+    send(qtbot, window, "Where?")
+    text = window.chat.widgets[window.branch[-1].id].body.parts[0]
+    qtbot.waitUntil(text.isVisible, timeout=2000)  # added to a shown reply: shown next turn
+    start = text.toPlainText().index("the guide") + 3
+    cursor = QTextCursor(text.document())
+    cursor.setPosition(start)
+
+    def move(point: Any) -> None:
+        QApplication.sendEvent(text.viewport(), QMouseEvent(
+            QEvent.Type.MouseMove, QPointF(point), QPointF(text.viewport().mapToGlobal(point)),
+            Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+
+    move(text.cursorRect(cursor).center())
+    assert window.statusBar().currentMessage() == "https://example.com/guide"
+    move(text.cursorRect(QTextCursor(text.document())).center())  # off the link: gone
+    assert window.statusBar().currentMessage() == ""
