@@ -5,12 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QStyle,
+    QStyleOptionFrame,
+    QWidget,
+)
 
 from app.ui.plain import plain_tip
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QMouseEvent, QResizeEvent
+    from PySide6.QtGui import QMouseEvent
 
 
 def available_size(widget: QWidget) -> QSize:
@@ -56,28 +65,55 @@ class _ClickLabel(QLabel):
 
 
 class ElidedLabel(QLabel):
-    """One line of plain text cut with "…" to the width it is given (it never widens its
-    window); the whole text is in the tooltip."""
+    """A one-line label that shrinks first and ends in "…" when it has too little room.
 
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    ``text()`` is always the whole text; while it is cut, the tooltip shows it whole (above
+    the tooltip set with ``setToolTip``, which is kept).
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._tip = ""
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self.full_text = text
-        self.setToolTip(plain_tip(text))
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        super().setText(text)
-
-    def sizeHint(self) -> QSize:
-        margins = self.contentsMargins()
-        width = self.fontMetrics().horizontalAdvance(self.full_text)
-        return QSize(width + margins.left() + margins.right(), super().sizeHint().height())
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(12 * self.fontMetrics().averageCharWidth(), super().sizeHint().height())
+        hint = super().minimumSizeHint()
+        margins = self.contentsMargins()
+        ellipsis = self.fontMetrics().horizontalAdvance("…")
+        return QSize(ellipsis + margins.left() + margins.right(), hint.height())
+
+    def elided_text(self) -> str:
+        """The text as drawn now: whole, or cut at the right with "…"."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             self.contentsRect().width())
+
+    def is_elided(self) -> bool:
+        return self.elided_text() != self.text()
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._update_tip()
+
+    def setToolTip(self, tip: str) -> None:
+        self._tip = tip
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        whole = self.text() if self.is_elided() else ""
+        tip = "\n".join(t for t in (whole, self._tip) if t)
+        super().setToolTip(plain_tip(tip) if tip else "")  # names shown literally, never HTML
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight,
-                                              self.contentsRect().width())
-        if shown != self.text():
-            super().setText(shown)
+        self._update_tip()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        option = QStyleOptionFrame()
+        option.initFrom(self)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_Widget, option, painter, self)
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        self.style().drawItemText(painter, self.contentsRect(), int(align), self.palette(),
+                                  self.isEnabled(), self.elided_text(), self.foregroundRole())
+        painter.end()

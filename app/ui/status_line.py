@@ -2,63 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QSizePolicy, QStyle, QStyleOptionFrame, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QMainWindow
 
-
-class ElidedLabel(QLabel):
-    """A one-line label that shrinks first and ends in "…" when it has too little room.
-
-    ``text()`` is always the whole text; while it is cut, the tooltip shows it whole (above
-    the tooltip set with ``setToolTip``, which is kept).
-    """
-
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(text, parent)
-        self._tip = ""
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-
-    def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        margins = self.contentsMargins()
-        ellipsis = self.fontMetrics().horizontalAdvance("…")
-        return QSize(ellipsis + margins.left() + margins.right(), hint.height())
-
-    def elided_text(self) -> str:
-        """The text as drawn now: whole, or cut at the right with "…"."""
-        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
-                                             self.contentsRect().width())
-
-    def is_elided(self) -> bool:
-        return self.elided_text() != self.text()
-
-    def setText(self, text: str) -> None:
-        super().setText(text)
-        self._update_tip()
-
-    def setToolTip(self, tip: str) -> None:
-        self._tip = tip
-        self._update_tip()
-
-    def _update_tip(self) -> None:
-        whole = self.text() if self.is_elided() else ""
-        super().setToolTip("\n".join(t for t in (whole, self._tip) if t))
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._update_tip()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        option = QStyleOptionFrame()
-        option.initFrom(self)
-        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_Widget, option, painter, self)
-        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        self.style().drawItemText(painter, self.contentsRect(), int(align), self.palette(),
-                                  self.isEnabled(), self.elided_text(), self.foregroundRole())
-        painter.end()
+from app.ui.sizing import ElidedLabel
 
 
 def build_status_line(window: QMainWindow) -> tuple[QLabel, QLabel, QLabel]:

@@ -102,7 +102,7 @@ def test_no_page_scrolls_sideways_at_the_default_size(qtbot: Any, qapp: Any,
     dialog.pages.setCurrentRow(0)
     assert dialog.heading.toolTip() == plain_tip(f"For this conversation: “{LONG_TITLE}”")
     assert dialog.heading.width() <= dialog.stack.width()
-    assert dialog.heading.text().endswith("…")  # elided to what fits, the full title in the tip
+    assert dialog.heading.elided_text().endswith("…")  # cut to what fits, the title in the tip
 
 
 def test_a_short_title_is_shown_whole(qtbot: Any) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QApplication
 
-from app.ui.status_line import ElidedLabel
+from app.ui.plain import plain_tip
+from app.ui.sizing import ElidedLabel
 from tests.ui.fakes import FakeEngine
 from tests.ui.test_window import send
 
@@ -58,11 +59,11 @@ def test_the_elided_label_keeps_its_own_tooltip_and_shrinks_first(qtbot: Any) ->
     label.show()
     label.setToolTip("4 threads decode")
     label.resize(label.sizeHint())
-    assert not label.is_elided() and label.toolTip() == "4 threads decode"
+    assert not label.is_elided() and label.toolTip() == plain_tip("4 threads decode")
     assert label.minimumSizeHint().width() < label.sizeHint().width() // 4
     label.resize(label.sizeHint().width() // 2, label.sizeHint().height())
     assert label.is_elided()
-    assert label.toolTip() == f"{label.text()}\n4 threads decode"
+    assert label.toolTip() == plain_tip(f"{label.text()}\n4 threads decode")
     label.setText("Loading…")
     label.resize(label.sizeHint())
-    assert label.toolTip() == "4 threads decode"
+    assert label.toolTip() == plain_tip("4 threads decode")
