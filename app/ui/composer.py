@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.ui import icons
 from app.ui.rich_text import muted_label
-from app.ui.theme import colors
+from app.ui.theme import colors, set_style_property
 
 MAX_LINES = 8  # the box grows up to this many lines, then scrolls
 HINT = "Enter to send · Shift+Enter for a new line · Esc stops a reply"
@@ -164,9 +164,7 @@ class Composer(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.edit and event.type() in (QEvent.Type.FocusIn, QEvent.Type.FocusOut):
-            self.box.setProperty("focused", event.type() == QEvent.Type.FocusIn)
-            self.box.style().unpolish(self.box)
-            self.box.style().polish(self.box)
+            set_style_property(self.box, "focused", event.type() == QEvent.Type.FocusIn)
         return False
 
     def resizeEvent(self, event: Any) -> None:

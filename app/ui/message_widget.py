@@ -26,6 +26,7 @@ from app.store.models import STATE_LABELS as STORE_STATE_LABELS
 from app.store.models import StoredMessage
 from app.ui.markdown import render_plain
 from app.ui.rich_text import MessageBody, confirm_copied, icon_button, muted_label
+from app.ui.theme import set_style_property
 
 # The store's states, in the window's (shorter) words.
 STATE_LABELS = {**STORE_STATE_LABELS, "partial": "writing…", "error": "failed"}
@@ -231,11 +232,7 @@ class MessageWidget(QWidget):
         text = " · ".join(p for p in (stats, label) if p)
         self.stats.setText(text)
         self.stats.setVisible(bool(text))
-        danger = msg.state in ("error", "interrupted")
-        if bool(self.stats.property("danger")) != danger:
-            self.stats.setProperty("danger", danger)
-            self.stats.style().unpolish(self.stats)
-            self.stats.style().polish(self.stats)
+        set_style_property(self.stats, "danger", msg.state in ("error", "interrupted"))
         self.error.setText(msg.error or "")
         self.error.setVisible(bool(msg.error))
         live = msg.state == "partial"

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import icons
+from app.ui.theme import set_style_property
 
 _MOUSE = (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease,
           QEvent.Type.MouseButtonDblClick)
@@ -117,7 +118,4 @@ class TrashButtons(QWidget):
         its red (the style sheet's danger colour would otherwise win over its disabled look)."""
         self.restore.setEnabled(on)
         self.purge.setEnabled(on)
-        if bool(self.purge.property("danger")) != on:
-            self.purge.setProperty("danger", on)
-            self.purge.style().unpolish(self.purge)
-            self.purge.style().polish(self.purge)
+        set_style_property(self.purge, "danger", on)

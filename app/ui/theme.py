@@ -254,13 +254,21 @@ QMenu::item:selected {{ background: {c.hover}; }}
 {banner_rules(c)}"""
 
 
+def set_style_property(widget: QWidget, name: str, value: object) -> None:
+    """Set a property the app's style sheet selects on (``[danger="true"]``) and restyle
+    ``widget`` at once (Qt does not when a property changes); nothing when it has it already
+    (an unset property counts as False or "": a new widget is not restyled for nothing)."""
+    current = widget.property(name)
+    if current != value and (current or value):
+        widget.setProperty(name, value)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+
+
 def set_tone(label: QWidget, tone: str = "") -> None:
     """Colour ``label`` "danger", "warning" or plain ("") through the app's style sheet, so
     that it follows a theme change (a colour set on the widget itself would not)."""
-    if label.property("tone") != tone:
-        label.setProperty("tone", tone)
-        label.style().unpolish(label)
-        label.style().polish(label)
+    set_style_property(label, "tone", tone)
 
 
 def apply_theme(app: QApplication, point_size: int | None = None) -> None:
