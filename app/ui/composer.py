@@ -80,6 +80,7 @@ class Composer(QWidget):
         column.addWidget(self.box)
         column.addWidget(self.hint)
         self._generating = False
+        self._elsewhere = ""  # while generating: the title of another chat the reply goes to
         self._model_ready = False
         self._sending = False
         self.edit.textChanged.connect(self._update)
@@ -140,7 +141,7 @@ class Composer(QWidget):
             self.button.setIcon(icons.icon("stop", c.window, c.window, c.muted))
             self.button.setText("Stop")  # icon only; the text names it for tests and a11y tools
             self.button.setAccessibleName("Stop generating")
-            where = getattr(self, "_elsewhere", "")
+            where = self._elsewhere
             self.button.setToolTip(f"Stop the reply being written in “{where}” (Esc)" if where
                                    else "Stop the reply (Esc)")
             self.button.setEnabled(True)

@@ -85,6 +85,7 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         self._closing = False  # closeEvent has begun (it finishes once the model thread ends)
         self._close_later = False  # closing again when the model thread ends
         self._sidebar_auto = False  # the sidebar was folded because the window got narrow
+        self._sidebar_chars = 0  # the character width the sidebar's width was last set for
         self._build()
         for text in notices.take():  # e.g. a damaged settings file set aside: said once
             self.banners.show_banner(text, "warning")
@@ -267,8 +268,8 @@ class MainWindow(ChatActions, ConversationActions, ModelActions, QMainWindow):
         for widget in (self, self.chat, self.sidebar, self.composer.edit):
             widget.setFont(font)
         chars = self.sidebar.fontMetrics().averageCharWidth()
-        self._scale_sidebar(getattr(self, "_sidebar_chars", 0), chars)
-        self._sidebar_chars = chars  # the font the sidebar's width was last set for
+        self._scale_sidebar(self._sidebar_chars, chars)
+        self._sidebar_chars = chars
         self.chat.dark = is_dark()
         self.chat.fit_column()
         self.composer.setMaximumWidth(self.chat.column.maximumWidth())

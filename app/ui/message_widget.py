@@ -61,6 +61,7 @@ class EditBox(QPlainTextEdit):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._rewrapping = False  # fit() is re-wrapping the lines: its own signals are ignored
         # lines always wrap (a long word too): never a sideways scroll bar in a bubble's width
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
@@ -71,7 +72,7 @@ class EditBox(QPlainTextEdit):
         self.fit()  # a new width wraps the text anew
 
     def fit(self, *_args: Any) -> None:
-        if getattr(self, "_rewrapping", False):
+        if self._rewrapping:
             return
         doc = self.document()
         lines = max(2, min(EDIT_LINES, int(doc.size().height())))

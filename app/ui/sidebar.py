@@ -77,6 +77,7 @@ class Sidebar(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.store = store
         self.current_id: int | None = None
+        self.writing_id: int | None = None  # the chat a reply is being written into
         name = QLabel(APP_NAME, self)
         name.setProperty("strong", True)
         self.new_button = icon_button("new", "New chat (Ctrl+N)", self, size=18)
@@ -253,7 +254,7 @@ class Sidebar(QWidget):
              ) -> QListWidgetItem:
         item = QListWidgetItem(text)
         item.setData(ID_ROLE, conv_id)
-        item.setData(WRITING_ROLE, conv_id == getattr(self, "writing_id", None))
+        item.setData(WRITING_ROLE, conv_id == self.writing_id)
         item.setData(PREVIEW_ROLE, preview)
         item.setToolTip(text if not preview else f"{text}\n{preview}")
         if editable:
